@@ -1,0 +1,1 @@
+"""Sequential sentence classification of medical abstracts (PubMed RCT)."""

@@ -1,0 +1,212 @@
+"""Abstracts and their sentences: read PubMed RCT (hub or text format), validate, store as Parquet.
+
+A split is a list of rows, one per sentence, in abstract order:
+abstract_id (str), sentence_id (0-based position), num_sentences, label (str), text (str).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .io import atomic_path
+
+SPLITS = ("train", "validation", "test")
+# File names of the original text format (Dernoncourt & Lee 2017) for each split, first match wins.
+TEXT_FILES = {"train": ("train.txt",), "validation": ("dev.txt", "validation.txt", "val.txt"), "test": ("test.txt",)}
+COLUMNS = ("abstract_id", "sentence_id", "num_sentences", "label", "text")
+HUB_HINT = (
+    "The Hugging Face hub could not be reached. To run offline, point the pipeline at a local copy in the "
+    "PubMed RCT text format (a folder with train.txt, dev.txt, test.txt), e.g.\n"
+    "  dvc exp run -S data.source=/abs/path/to/PubMed_20k_RCT"
+)
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file, line or field and what to do."""
+
+
+def parse_text(lines: Iterable[str], name: str) -> list[dict]:
+    """Parse the `###id` / `LABEL<TAB>sentence` / blank-line format; `name` is used in error messages."""
+    rows: list[dict] = []
+    current: list[dict] | None = None
+    current_id, start_line = "", 0
+
+    def close() -> None:
+        if current is None:
+            return
+        if not current:
+            raise DataError(f"{name}:{start_line}: abstract '{current_id}' has no sentences")
+        for row in current:
+            row["num_sentences"] = len(current)
+        rows.extend(current)
+
+    seen: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if line.startswith("###"):
+            close()
+            current_id, start_line, current = line[3:].strip(), number, []
+            if not current_id:
+                raise DataError(f"{name}:{number}: '###' must be followed by an abstract id")
+            if current_id in seen:
+                raise DataError(f"{name}:{number}: abstract id '{current_id}' appears twice")
+            seen.add(current_id)
+        elif not line.strip():
+            continue
+        elif current is None:
+            raise DataError(f"{name}:{number}: sentence before the first '###<abstract id>' line")
+        else:
+            label, tab, text = line.partition("\t")
+            if not tab:
+                raise DataError(f"{name}:{number}: expected 'LABEL<TAB>sentence', found no tab: {line[:60]!r}")
+            if not label.strip():
+                raise DataError(f"{name}:{number}: empty label")
+            if not text.strip():
+                raise DataError(f"{name}:{number}: empty sentence for label '{label}'")
+            current.append({"abstract_id": current_id, "sentence_id": len(current),
+                            "label": label.strip(), "text": text.strip()})
+    close()
+    if not rows:
+        raise DataError(f"{name}: no abstracts found (expected '###<id>' lines followed by 'LABEL<TAB>sentence')")
+    return rows
+
+
+def read_text_file(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte {data[e.start]:#04x}); re-encode the file as UTF-8") from e
+    return parse_text(text.splitlines(), str(path))
+
+
+def _find_split_file(folder: Path, split: str) -> Path:
+    for name in TEXT_FILES[split]:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"{folder}: no {' or '.join(TEXT_FILES[split])} for the {split} split")
+
+
+def read_text_source(source: str) -> tuple[dict[str, list[dict]], dict]:
+    """Read the three splits from a local folder or a URL base holding train/dev/test.txt."""
+    if source.startswith(("http://", "https://")):
+        with tempfile.TemporaryDirectory() as tmp:
+            for split in SPLITS:
+                _download(source.rstrip("/"), TEXT_FILES[split], Path(tmp))
+            return read_text_source(tmp)[0], {"source": source, "format": "text"}
+    folder = Path(source)
+    files = {split: _find_split_file(folder, split) for split in SPLITS}
+    splits = {split: read_text_file(path) for split, path in files.items()}
+    meta = {"source": source, "format": "text",
+            "sha256": {split: hashlib.sha256(p.read_bytes()).hexdigest() for split, p in files.items()}}
+    return splits, meta
+
+
+def _download(base: str, names: tuple[str, ...], dest: Path) -> None:
+    errors = []
+    for name in names:
+        try:
+            with urllib.request.urlopen(f"{base}/{name}", timeout=60) as r:
+                (dest / name).write_bytes(r.read())
+            return
+        except (urllib.error.URLError, OSError) as e:
+            errors.append(f"{base}/{name}: {e}")
+    raise DataError("could not download any of: " + "; ".join(errors))
+
+
+def read_hub_dataset(dataset_id: str) -> tuple[dict[str, list[dict]], dict]:
+    """Load a PubMed RCT dataset from the Hugging Face hub (rows: abstract_id, sentence_id, label, text)."""
+    try:
+        import datasets
+        ds = datasets.load_dataset(dataset_id)
+    except Exception as e:  # the hub client raises many types for "offline"
+        raise DataError(f"data.source '{dataset_id}': {type(e).__name__}: {e}\n{HUB_HINT}") from e
+    splits = {}
+    for split in SPLITS:
+        name = split if split in ds else {"validation": "dev"}.get(split, split)
+        if name not in ds:
+            raise DataError(f"data.source '{dataset_id}': no '{split}' split (found {sorted(ds)})")
+        part = ds[name]
+        label_col = "label" if "label" in part.column_names else "labels"
+        for col in ("abstract_id", "sentence_id", label_col, "text"):
+            if col not in part.column_names:
+                raise DataError(f"data.source '{dataset_id}' split {name}: missing column '{col}'")
+        feature = part.features[label_col]
+        names = getattr(feature, "names", None)
+        records = ({"abstract_id": str(a), "sentence_id": int(s),
+                    "label": names[l] if names else str(l), "text": t}
+                   for a, s, l, t in zip(part["abstract_id"], part["sentence_id"], part[label_col], part["text"]))
+        splits[split] = group_rows(records, f"{dataset_id}[{name}]")
+    return splits, {"source": dataset_id, "format": "hub", "fingerprint": {s: ds[s].fingerprint for s in ds}}
+
+
+def group_rows(records: Iterable[dict], name: str) -> list[dict]:
+    """Order sentence records by abstract (first appearance) and sentence_id; renumber positions 0..n-1.
+
+    Gaps in sentence_id are closed (the order is kept); a repeated sentence_id is an error.
+    """
+    by_abstract: dict[str, list[dict]] = defaultdict(list)
+    for i, r in enumerate(records):
+        if not str(r["text"]).strip():
+            raise DataError(f"{name} row {i}: empty text (abstract {r['abstract_id']}, sentence {r['sentence_id']})")
+        if not str(r["label"]).strip():
+            raise DataError(f"{name} row {i}: empty label (abstract {r['abstract_id']}, sentence {r['sentence_id']})")
+        by_abstract[r["abstract_id"]].append(r)
+    rows = []
+    for abstract_id, sentences in by_abstract.items():
+        sentences.sort(key=lambda r: r["sentence_id"])
+        ids = [r["sentence_id"] for r in sentences]
+        if len(set(ids)) != len(ids):
+            raise DataError(f"{name}: abstract {abstract_id} repeats a sentence_id ({ids})")
+        for position, r in enumerate(sentences):
+            rows.append({"abstract_id": abstract_id, "sentence_id": position, "num_sentences": len(sentences),
+                         "label": str(r["label"]).strip(), "text": str(r["text"]).strip()})
+    return rows
+
+
+def read_source(source: str) -> tuple[dict[str, list[dict]], dict]:
+    """A local folder or URL is the text format; anything else is a hub dataset id."""
+    if source.startswith(("http://", "https://")) or os.path.isdir(source):
+        return read_text_source(source)
+    if source.startswith((".", "/", "~")):
+        raise DataError(f"data.source '{source}': no such folder (expected train.txt, dev.txt, test.txt in it)")
+    return read_hub_dataset(source)
+
+
+def write_split(path: str | Path, rows: list[dict], extra: dict[str, list] | None = None) -> None:
+    columns = {c: [r[c] for r in rows] for c in COLUMNS}
+    columns.update(extra or {})
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(columns), tmp)
+
+
+def read_split(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run the stage that produces it (dvc repro)")
+    return pq.read_table(path).to_pylist()
+
+
+def abstracts_of(rows: list[dict]) -> list[list[int]]:
+    """Row indices grouped by abstract, in order."""
+    groups: list[list[int]] = []
+    last = None
+    for i, r in enumerate(rows):
+        if r["abstract_id"] != last:
+            groups.append([])
+            last = r["abstract_id"]
+        groups[-1].append(i)
+    return groups

@@ -1,0 +1,97 @@
+"""Turn sentences into model inputs, alone or with their abstract as context.
+
+An example is one model input: `input_ids`, the token `positions` whose outputs classify a sentence,
+the `labels` at those positions (-100: context only, not in the loss) and the prepared `rows` they belong to.
+
+Context modes:
+- none:     [CLS] sentence [SEP], classified at [CLS] (AutoModelForSequenceClassification): the seed's model.
+- abstract: [CLS] s1 [SEP] s2 [SEP] ... sn [SEP], each sentence classified at its own [SEP]
+            (AutoModelForTokenClassification; Cohan et al. 2019). Abstracts longer than
+            `context_max_length` tokens are cut into consecutive chunks at sentence boundaries.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+MODES = ("none", "abstract")
+IGNORE = -100
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"params.yaml context: '{mode}' is not one of {MODES}")
+    return mode
+
+
+def tokenize_sentences(tokenizer, texts: Sequence[str], batch_size: int = 20_000) -> list[list[int]]:
+    """Word-piece ids of each sentence without special tokens (fast tokenizer, in large batches)."""
+    ids: list[list[int]] = []
+    for start in range(0, len(texts), batch_size):
+        out = tokenizer(list(texts[start:start + batch_size]), add_special_tokens=False,
+                        return_attention_mask=False, return_token_type_ids=False)
+        ids.extend(out["input_ids"])
+    return ids
+
+
+def special_ids(tokenizer) -> tuple[int, int]:
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if cls is None or sep is None:
+        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no [CLS]/[SEP] tokens; use a BERT-style model")
+    return cls, sep
+
+
+def build_examples(token_ids: list[list[int]], abstracts: list[list[int]], mode: str, max_length: int,
+                   context_max_length: int, cls: int, sep: int,
+                   labels: Sequence[int] | None = None, in_loss: Sequence[bool] | None = None) -> dict[str, list]:
+    """Examples for sentences `token_ids` grouped into `abstracts` (lists of row indices, in order).
+
+    Each sentence keeps at most max_length - 2 word pieces. In mode none, rows with in_loss False are left
+    out; in mode abstract they stay as context with label -100.
+    """
+    check_mode(mode)
+    if mode == "abstract" and max_length > context_max_length:
+        raise ValueError(f"params.yaml: max_length {max_length} exceeds context_max_length {context_max_length}")
+    cap = max_length - 2
+    out: dict[str, list] = {"input_ids": [], "positions": [], "labels": [], "rows": []}
+
+    def label_of(row: int) -> int:
+        if labels is None or (in_loss is not None and not in_loss[row]):
+            return IGNORE
+        return labels[row]
+
+    for abstract in abstracts:
+        if mode == "none":
+            for row in abstract:
+                if in_loss is not None and not in_loss[row]:
+                    continue
+                _append(out, [cls, *token_ids[row][:cap], sep], [0], [label_of(row)], [row])
+            continue
+        ids, positions, chunk_labels, rows = [cls], [], [], []
+        for row in abstract:
+            piece = token_ids[row][:cap]
+            if rows and len(ids) + len(piece) + 1 > context_max_length:
+                _append(out, ids, positions, chunk_labels, rows)
+                ids, positions, chunk_labels, rows = [cls], [], [], []
+            ids.extend(piece)
+            ids.append(sep)
+            positions.append(len(ids) - 1)
+            chunk_labels.append(label_of(row))
+            rows.append(row)
+        if rows:
+            _append(out, ids, positions, chunk_labels, rows)
+    return out
+
+
+def _append(out: dict[str, list], ids, positions, labels, rows) -> None:
+    out["input_ids"].append(ids)
+    out["positions"].append(positions)
+    out["labels"].append(labels)
+    out["rows"].append(rows)
+
+
+def truncation_stats(token_ids: list[list[int]], max_length: int) -> dict[str, float]:
+    lengths = [len(t) for t in token_ids]
+    n = max(len(lengths), 1)
+    return {"sentences": len(lengths),
+            "truncated_share": sum(l > max_length - 2 for l in lengths) / n,
+            "mean_tokens": sum(min(l, max_length - 2) + 2 for l in lengths) / n}

@@ -1,0 +1,118 @@
+"""The model: build one for a context mode, load a trained one, read sentence logits, predict fast."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .encoding import check_mode
+
+CONTEXT_ATTR = "sentence_context"  # stored in config.json, so a model can never meet input of another mode
+MODEL_HINT = ("The model could not be loaded. Offline, point `model` at a local model folder, e.g.\n"
+              "  dvc exp run -S model=/abs/path/to/model   (a folder with config.json, weights and tokenizer)")
+
+
+def _auto_class(mode: str):
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+    return AutoModelForSequenceClassification if check_mode(mode) == "none" else AutoModelForTokenClassification
+
+
+def build_model(name: str, labels: list[str], mode: str):
+    """A pretrained encoder with a fresh head over `labels`, recording its context mode."""
+    try:
+        model = _auto_class(mode).from_pretrained(
+            name, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={l: i for i, l in enumerate(labels)})
+    except OSError as e:
+        raise SystemExit(f"model '{name}': {e}\n{MODEL_HINT}") from e
+    setattr(model.config, CONTEXT_ATTR, mode)
+    return model
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(name, use_fast=True)
+    except OSError as e:
+        raise SystemExit(f"tokenizer of model '{name}': {e}\n{MODEL_HINT}") from e
+
+
+def load_trained(path: str | Path, mode: str | None = None):
+    """(model, tokenizer, mode, labels) of a model folder written by the train stage."""
+    from transformers import AutoConfig
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no trained model here (no config.json); run `dvc repro train` "
+                                "or pass --model/--run-id")
+    config = AutoConfig.from_pretrained(path)
+    saved = getattr(config, CONTEXT_ATTR, None)
+    if saved is None:
+        raise ValueError(f"{path}: config.json has no '{CONTEXT_ATTR}'; it was not trained by this project")
+    if mode is not None and mode != saved:
+        raise ValueError(f"{path}: model was trained with context '{saved}', input was built for '{mode}'")
+    model = _auto_class(saved).from_pretrained(path)
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    return model, load_tokenizer(str(path)), saved, labels
+
+
+def device_and_dtype(precision: str = "auto") -> tuple[torch.device, torch.dtype | None]:
+    """CUDA with bf16 autocast where supported, else CPU in fp32."""
+    if torch.cuda.is_available():
+        dev = torch.device("cuda", torch.cuda.current_device())
+        bf16 = precision in ("auto", "bf16") and torch.cuda.is_bf16_supported()
+        return dev, torch.bfloat16 if bf16 else None
+    if precision == "bf16":
+        return torch.device("cpu"), torch.bfloat16
+    return torch.device("cpu"), None
+
+
+def sentence_logits(model, batch: dict, mode: str) -> torch.Tensor:
+    """Logits of every classified sentence in the batch, in the order of batch['labels']."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    if mode == "none":
+        return logits
+    return logits[batch["pos_batch"], batch["pos_token"]]
+
+
+def collate(examples: list[dict], pad_id: int, multiple: int, device: torch.device | None = None) -> dict:
+    """Pad a batch to the next multiple of `multiple` (a few fixed shapes), flatten classified positions."""
+    longest = max(len(e["input_ids"]) for e in examples)
+    width = -(-longest // multiple) * multiple
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    pos_batch, pos_token, labels = [], [], []
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.as_tensor(e["input_ids"])
+        mask[i, :n] = 1
+        pos_batch.extend([i] * len(e["positions"]))
+        pos_token.extend(e["positions"])
+        labels.extend(e["labels"])
+    batch = {"input_ids": ids, "attention_mask": mask, "pos_batch": torch.as_tensor(pos_batch),
+             "pos_token": torch.as_tensor(pos_token), "labels": torch.as_tensor(labels)}
+    if device is not None and device.type == "cuda":
+        batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+    elif device is not None:
+        batch = {k: v.to(device) for k, v in batch.items()}
+    return batch
+
+
+@torch.inference_mode()
+def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_size: int = 256,
+                  precision: str = "auto", multiple: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, probabilities) for every classified position; batches sorted by length, bf16 on GPU."""
+    device, dtype = device_and_dtype(precision)
+    model.to(device).eval()
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    rows, probs = [], []
+    for start in range(0, len(order), batch_size):
+        chunk = [examples[i] for i in order[start:start + batch_size]]
+        batch = collate(chunk, pad_id, multiple, device)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = sentence_logits(model, batch, mode)
+        probs.append(torch.softmax(logits.float(), -1).cpu())
+        rows.extend(r for e in chunk for r in e["rows"])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, model.config.num_labels), dtype=np.float32)
+    return np.asarray(rows), torch.cat(probs).numpy()

@@ -1,0 +1,213 @@
+"""The training loop: length-grouped batches padded to a few shapes, bf16 and torch.compile on GPU,
+data parallel under torchrun, checkpoints that an interrupted run resumes from.
+
+The maths do not depend on the hardware: `batch_size` is the global batch, split evenly over the
+processes; the loss is normalised by the global number of labelled sentences, so 1 or N processes
+take the same optimizer steps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .encoding import IGNORE
+from .model import collate, device_and_dtype, sentence_logits
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 2e-5
+    batch_size: int = 32            # global batch (all processes together)
+    num_epochs: int = 3
+    weight_decay: float = 0.0       # the Hugging Face Trainer's defaults, as the seed used them
+    warmup_ratio: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    precision: str = "auto"         # auto: bf16 autocast where the GPU supports it, else fp32
+    compile: str = "auto"           # auto: torch.compile on CUDA only
+    pad_multiple: int = 16          # pad each batch to a multiple of this: a few fixed shapes
+    group_by_length: bool = True    # batches of similar lengths (shuffled in chunks of 50 batches)
+    log_every_steps: int = 50       # host-device sync for the loss only this often
+    checkpoint_every_steps: int = 500
+
+
+def world() -> tuple[int, int]:
+    """(rank, world_size), starting the process group under torchrun / accelerate launch."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), size) if size > 1 else (0, 1)
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
+    """The global batches of one epoch: the same for every process and every run with this seed."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if group_by_length:
+        chunk = batch_size * 50
+        order = [i for s in range(0, len(order), chunk)
+                 for i in sorted(order[s:s + chunk], key=lambda i: -lengths[i])]
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def fingerprint(config: TrainConfig, model_name: str, mode: str, data_file: Path) -> str:
+    h = hashlib.sha256(json.dumps([asdict(config), model_name, mode], sort_keys=True).encode())
+    with open(data_file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: int,
+          checkpoint_dir: Path | None = None, on_log: Callable[[dict, int], None] | None = None,
+          on_epoch_end: Callable[[object, int, int], None] | None = None, progress: bool = True) -> dict:
+    """Train `model` in place; returns train_loss, train_runtime, train_samples_per_second, steps, samples."""
+    rank, world_size = world()
+    if config.batch_size % world_size:
+        raise SystemExit(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
+                         f"evenly over {world_size} processes")
+    device, dtype = device_and_dtype(config.precision)
+    torch.manual_seed(config.seed)
+    model.to(device).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.learning_rate, fused=device.type == "cuda")
+    lengths = [len(e["input_ids"]) for e in examples]
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total_steps = steps_per_epoch * config.num_epochs
+    warmup = int(config.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(warmup, 1) if s < warmup else max(0.0, (total_steps - s) / max(total_steps - warmup, 1)))
+
+    state = {"step": 0, "loss_sum": 0.0, "samples": 0, "runtime": 0.0}
+    ckpt = checkpoint_dir / "state.pt" if checkpoint_dir else None
+    if ckpt is not None and ckpt.is_file():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        torch.set_rng_state(saved["rng"])
+        if rank == 0:
+            print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
+
+    net = model
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile == "true" or (config.compile == "auto" and device.type == "cuda"):
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        net = torch.compile(net)
+
+    kill_at = int(os.environ.get("PUBMED_RCT_KILL_AT_STEP", "0"))  # tests: a real SIGKILL after a checkpoint
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True)
+    loss_acc = torch.zeros((), device=device)
+    acc_steps = 0
+    started = time.perf_counter()
+    runtime_before = state["runtime"]
+    for epoch in range(state["step"] // steps_per_epoch, config.num_epochs):
+        batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
+        for b in range(state["step"] - epoch * steps_per_epoch, len(batches)):
+            global_batch = batches[b]
+            labelled = sum(l != IGNORE for i in global_batch for l in examples[i]["labels"])
+            local = [examples[i] for i in global_batch[rank::world_size]]
+            batch = collate(local, pad_id, config.pad_multiple, device)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = sentence_logits(net, batch, mode)
+            # sum over this process's sentences / global count; DDP averages over processes, so × world_size
+            loss = F.cross_entropy(logits.float(), batch["labels"], ignore_index=IGNORE, reduction="sum")
+            loss = loss * (world_size / max(labelled, 1))
+            loss.backward()
+            if config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_acc += loss.detach() / world_size
+            acc_steps += 1
+            state["step"] += 1
+            state["samples"] += len(global_batch)
+            last = state["step"] == total_steps
+            if acc_steps == config.log_every_steps or last or (ckpt and state["step"] % config.checkpoint_every_steps == 0):
+                if world_size > 1:
+                    dist.all_reduce(loss_acc)
+                value = loss_acc.item()
+                state["loss_sum"] += value
+                if on_log and rank == 0:
+                    on_log({"train_loss_step": value / acc_steps, "learning_rate": scheduler.get_last_lr()[0]},
+                           state["step"])
+                if bar is not None:
+                    bar.set_postfix(loss=f"{value / acc_steps:.4f}")
+                loss_acc.zero_()
+                acc_steps = 0
+            if bar is not None:
+                bar.update(1)
+            if ckpt and state["step"] % config.checkpoint_every_steps == 0 and not last:
+                state["runtime"] = runtime_before + time.perf_counter() - started
+                if rank == 0:
+                    _save_checkpoint(ckpt, model, optimizer, scheduler, state)
+                if world_size > 1:
+                    dist.barrier()
+                if kill_at and state["step"] >= kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        if on_epoch_end is not None and rank == 0:
+            model.eval()
+            on_epoch_end(model, epoch + 1, state["step"])
+            model.train()
+        if world_size > 1:
+            dist.barrier()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    if bar is not None:
+        bar.close()
+    runtime = runtime_before + time.perf_counter() - started
+    if ckpt is not None and rank == 0:
+        shutil.rmtree(ckpt.parent, ignore_errors=True)
+    return {"train_loss": state["loss_sum"] / max(total_steps, 1), "train_runtime": round(runtime, 3),
+            "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
+            "train_steps": state["step"], "train_samples": state["samples"], "world_size": world_size,
+            "per_device_batch_size": config.batch_size // world_size, "global_batch_size": config.batch_size}
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": torch.get_rng_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def examples_from_table(table) -> list[dict]:
+    """Rows of a tokenized Parquet table as example dicts."""
+    cols = {name: table.column(name).to_pylist() for name in ("input_ids", "positions", "labels", "rows")}
+    return [dict(zip(cols, values)) for values in zip(*cols.values())]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,26 @@
+"""download: read PubMed RCT (hub dataset or text-format folder/URL), validate, write data/raw/*.parquet."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
+
+from pubmed_rct.abstracts import SPLITS, read_source, write_split
+from pubmed_rct.io import atomic_path, load_params, run_stage, write_json
+
+OUT = "data/raw"
+
+
+def main() -> None:
+    source = str(load_params()["data"]["source"])
+    splits, meta = read_source(source)
+    with atomic_path(OUT) as tmp:
+        for split in SPLITS:
+            write_split(tmp / f"{split}.parquet", splits[split])
+        meta["sentences"] = {s: len(splits[s]) for s in SPLITS}
+        meta["abstracts"] = {s: len({r["abstract_id"] for r in splits[s]}) for s in SPLITS}
+        write_json(tmp / "source.json", meta)
+    print(f"download: {meta['sentences']} sentences from {source}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

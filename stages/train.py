@@ -1,0 +1,121 @@
+"""train: fine-tune the model on data/tokenized; save models/model, metrics/train.json; log to MLflow.
+
+Runs alone (`python stages/train.py`), under `dvc repro`, and under `torchrun --nproc_per_node N`
+(data parallel; only rank 0 writes files and logs).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
+
+import csv
+import io
+import warnings
+from dataclasses import fields
+
+import pyarrow.parquet as pq
+import transformers
+
+from pubmed_rct import tracking
+from pubmed_rct.abstracts import read_split
+from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json, write_text
+from pubmed_rct.labels import read_labels
+from pubmed_rct.metrics import scores
+from pubmed_rct.model import build_model, load_tokenizer, predict_proba
+from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
+
+DATA, LABELS, MODEL = "data/tokenized", "data/prepared/labels.json", "models/model"
+METRICS, LOSS_CURVE = "metrics/train.json", "metrics/train_loss.csv"
+DEPS = ["data/tokenized", "data/prepared"]
+
+
+def main() -> None:
+    p = section(load_params(), "seed", "model", "context", "max_length", "use_downsampling", "data", "tokenize",
+                "train", "tracking")
+    rank, _ = world()
+    casts = {f.name: type(f.default) for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: casts[k](v) if casts[k] is not bool else bool(v)
+                            for k, v in p["train"].items() if k in casts}, seed=int(p["seed"]))
+    config.compile = str(config.compile).lower()
+    mode, labels = p["context"], read_labels(LABELS)
+    logged = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
+              "use_downsampling": p["use_downsampling"], "data_source": p["data"]["source"],
+              "context_max_length": p["tokenize"]["context_max_length"], **vars(config)}
+
+    run_id, uri = None, tracking.tracking_uri()
+    if rank == 0:
+        run_id = start_tracking(p, logged, uri)
+    transformers.set_seed(config.seed)
+    tokenizer = load_tokenizer(str(p["model"]))
+    model = build_model(str(p["model"]), labels, mode)
+    model.config.sentence_max_length = int(p["max_length"])
+    model.config.context_max_length = int(p["tokenize"]["context_max_length"])
+    examples = examples_from_table(pq.read_table(f"{DATA}/train.parquet"))
+    val = examples_from_table(pq.read_table(f"{DATA}/validation.parquet"))
+    val_rows = read_split("data/prepared/validation.parquet")
+    label_id = {l: i for i, l in enumerate(labels)}
+    curve: list[tuple[int, float]] = []
+
+    def on_log(metrics: dict, step: int) -> None:
+        curve.append((step, metrics["train_loss_step"]))
+        safe_log(run_id, {"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
+
+    def on_epoch_end(m, epoch: int, step: int) -> None:
+        rows, probs = predict_proba(m, val, mode, tokenizer.pad_token_id, 256, config.precision)
+        s = scores([label_id[val_rows[r]["label"]] for r in rows], probs.argmax(-1).tolist(), labels, "val")
+        print(f"epoch {epoch}: val_macro_f1 {s['val_macro_f1']:.4f} val_micro_f1 {s['val_micro_f1']:.4f}")
+        safe_log(run_id, {"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
+
+    # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
+    key = fingerprint(config, str(p["model"]), mode, Path(f"{DATA}/train.parquet"))
+    ckpt = tracking.project_home() / "checkpoints" / key
+    result = train(model, examples, config, mode, tokenizer.pad_token_id, ckpt, on_log, on_epoch_end)
+    if rank != 0:
+        return
+    with atomic_path(MODEL) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    result.update({"mlflow_run_id": run_id or "", "mlflow_tracking_uri": uri if run_id else ""})
+    write_json(METRICS, result)
+    out = io.StringIO()
+    csv.writer(out).writerows([("step", "train_loss"), *curve])
+    write_text(LOSS_CURVE, out.getvalue())
+    safe_log(run_id, {k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")},
+             result["train_steps"])
+    print(f"train: {result}")
+
+
+def start_tracking(p: dict, logged: dict, uri: str) -> str | None:
+    """Start the MLflow run; a required tracking server that fails stops the stage before training."""
+    try:
+        tracking.check_server(uri)
+        tags = tracking.lineage_tags(DEPS, str(p["data"]["source"]))
+        return tracking.start_run(p["tracking"]["experiment"], logged, tags)
+    except Exception as e:  # noqa: BLE001 - any failure to reach the store
+        if p["tracking"].get("required", True):
+            raise tracking.TrackingError(f"{e}\nTracking is required (params.yaml tracking.required); fix the "
+                                         "server or run with -S tracking.required=false") from e
+        print(f"WARNING: MLflow tracking unavailable ({e}); training WITHOUT tracking: nothing will be logged.",
+              file=sys.stderr)
+        return None
+
+
+_warned = False
+
+
+def safe_log(run_id: str | None, metrics: dict, step: int) -> None:
+    """Log metrics; if the server went away, warn once and keep training (files are the source of truth)."""
+    global _warned
+    if not run_id:
+        return
+    try:
+        tracking.log_metrics(run_id, metrics, step)
+    except Exception as e:  # noqa: BLE001
+        if not _warned:
+            warnings.warn(f"MLflow logging failed ({e}); training continues, outputs are written to disk. "
+                          "Run `dvc repro -f -s evaluate` once the server is back to log the results.")
+            _warned = True
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,88 @@
+"""Shared fixtures: the text-format corpus, a tiny BERT built from a BertConfig, a project copy in git."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "fixtures" / "rct"
+VENV_BIN = Path(sys.executable).parent
+# What a project copy needs: code, pipeline, config. Not data, models, metrics or the venv.
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "pubmed_rct", ".dvc/config", ".dvcignore", ".gitignore"]
+
+
+def make_tiny_bert(path: Path, corpus: Path = CORPUS) -> Path:
+    """A 2-layer BERT (hidden 32) with a word-level vocabulary of the corpus: trains in seconds."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = set()
+    for f in corpus.glob("*.txt"):
+        for line in f.read_text().splitlines():
+            if "\t" in line:
+                words.update(re.findall(r"\w+|[^\w\s]", line.split("\t", 1)[1].lower()))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)]
+    path.mkdir(parents=True, exist_ok=True)
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True).save_pretrained(path)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def run(cmd: list[str] | str, cwd: Path, env: dict | None = None, check: bool = True, timeout: int = 900):
+    """Run a command with the venv first on PATH; on failure show its output."""
+    full_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})}
+    p = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                       shell=isinstance(cmd, str))
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout[-6000:]}\nstderr:\n{p.stderr[-6000:]}")
+    return p
+
+
+def set_params(project: Path, **updates) -> None:
+    """Set dotted keys in params.yaml, e.g. set_params(p, **{"train.num_epochs": 2})."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for key, value in updates.items():
+        node = params
+        *parents, last = key.split(".")
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def make_project(dest: Path, tiny_bert: Path, **params) -> Path:
+    """A git repo holding a copy of this project, set to the fixture corpus and the tiny BERT."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    set_params(dest, **{"data.source": str(CORPUS), "model": str(tiny_bert), "train.num_epochs": 3,
+                        "train.batch_size": 8, "train.learning_rate": 3e-3, "evaluate.batch_size": 64,
+                        "tokenize.context_max_length": 128, **params})
+    run("git init -q && git config user.email t@t && git config user.name t && git add -A && "
+        "git commit -qm fixture", dest)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path, tiny_bert) -> Path:
+    return make_project(tmp_path / "project", tiny_bert)
