@@ -75,8 +75,8 @@ def make_project(dest: Path, tiny_bert: Path, **params) -> Path:
         elif src.exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    set_params(dest, **{"data.source": str(CORPUS), "model": str(tiny_bert), "train.num_epochs": 3,
-                        "train.batch_size": 8, "train.learning_rate": 3e-3, "evaluate.batch_size": 64,
+    set_params(dest, **{"data.source": str(CORPUS), "model": str(tiny_bert), "train.num_epochs": 10,
+                        "train.batch_size": 8, "train.learning_rate": 5e-3, "evaluate.batch_size": 64,
                         "tokenize.context_max_length": 128, **params})
     run("git init -q && git config user.email t@t && git config user.name t && git add -A && "
         "git commit -qm fixture", dest)
