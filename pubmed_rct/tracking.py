@@ -23,8 +23,12 @@ def project_home(cwd: str | Path | None = None) -> Path:
     return Path(cwd.split(_TMP_EXPS)[0]) if _TMP_EXPS in cwd else Path(cwd)
 
 
+def embedded_uri() -> str:
+    return f"sqlite:///{project_home() / 'mlruns.db'}"
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_home() / 'mlruns.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or embedded_uri()
 
 
 class TrackingError(RuntimeError):
@@ -64,7 +68,7 @@ def _experiment_id(client, name: str) -> str:
     if exp is not None:
         return exp.experiment_id
     location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    if tracking_uri() == embedded_uri():  # (mlflow.set_tracking_uri sets MLFLOW_TRACKING_URI itself)
         location = (project_home() / "mlartifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 

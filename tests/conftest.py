@@ -86,3 +86,22 @@ def make_project(dest: Path, tiny_bert: Path, **params) -> Path:
 @pytest.fixture
 def project(tmp_path, tiny_bert) -> Path:
     return make_project(tmp_path / "project", tiny_bert)
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory) -> str:
+    import services
+    with services.mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def tracked_project(tmp_path_factory, tiny_bert, mlflow_uri) -> Path:
+    """The fixture pipeline run against the tracking server: baseline committed, then an experiment
+    `downsampled` (-S use_downsampling=true) left applied in the workspace."""
+    p = make_project(tmp_path_factory.mktemp("tracked") / "project", tiny_bert)
+    env = {"MLFLOW_TRACKING_URI": mlflow_uri}
+    run(["dvc", "repro"], p, env)
+    run("git add -A && git commit -qm baseline", p)
+    run(["dvc", "exp", "run", "-n", "downsampled", "-S", "use_downsampling=true"], p, env)
+    return p
