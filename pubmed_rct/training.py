@@ -89,11 +89,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     device, dtype = device_and_dtype(config.precision)
     torch.manual_seed(config.seed)
     model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=config.learning_rate, fused=device.type == "cuda")
+    optimizer = make_optimizer(model, config, device)
     lengths = [len(e["input_ids"]) for e in examples]
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = steps_per_epoch * config.num_epochs
@@ -113,12 +109,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         if rank == 0:
             print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
 
-    net = model
-    if world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile == "true" or (config.compile == "auto" and device.type == "cuda"):
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        net = torch.compile(net)
+    step = make_step(model, optimizer, scheduler, config, mode, pad_id, device, dtype, rank, world_size)
 
     kill_at = int(os.environ.get("PUBMED_RCT_KILL_AT_STEP", "0"))  # tests: a real SIGKILL after a checkpoint
     bar = None
@@ -133,20 +124,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
         for b in range(state["step"] - epoch * steps_per_epoch, len(batches)):
             global_batch = batches[b]
-            labelled = sum(l != IGNORE for i in global_batch for l in examples[i]["labels"])
-            local = [examples[i] for i in global_batch[rank::world_size]]
-            batch = collate(local, pad_id, config.pad_multiple, device)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = sentence_logits(net, batch, mode)
-            # sum over this process's sentences / global count; DDP averages over processes, so × world_size
-            loss = F.cross_entropy(logits.float(), batch["labels"], ignore_index=IGNORE, reduction="sum")
-            loss = loss * (world_size / max(labelled, 1))
-            loss.backward()
-            if config.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = step([examples[i] for i in global_batch])
             loss_acc += loss.detach() / world_size
             acc_steps += 1
             state["step"] += 1
@@ -191,6 +169,45 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
             "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
             "train_steps": state["step"], "train_samples": state["samples"], "world_size": world_size,
             "per_device_batch_size": config.batch_size // world_size, "global_batch_size": config.batch_size}
+
+
+def make_optimizer(model, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW, no decay on biases and LayerNorm; fused kernels on CUDA."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=config.learning_rate, fused=device.type == "cuda")
+
+
+def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_id: int, device: torch.device,
+              dtype: torch.dtype | None, rank: int = 0, world_size: int = 1) -> Callable[[list[dict]], torch.Tensor]:
+    """One optimizer step on a global batch of examples; returns the loss on the device (no host sync)."""
+    net = model
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile == "true" or (config.compile == "auto" and device.type == "cuda"):
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        net = torch.compile(net)
+
+    def step(global_batch: list[dict]) -> torch.Tensor:
+        labelled = sum(l != IGNORE for e in global_batch for l in e["labels"])
+        batch = collate(global_batch[rank::world_size], pad_id, config.pad_multiple, device)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = sentence_logits(net, batch, mode)
+        # sum over this process's sentences / global count; DDP averages over processes, so × world_size
+        loss = F.cross_entropy(logits.float(), batch["labels"], ignore_index=IGNORE, reduction="sum")
+        loss = loss * (world_size / max(labelled, 1))
+        loss.backward()
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:

@@ -105,3 +105,33 @@ def tracked_project(tmp_path_factory, tiny_bert, mlflow_uri) -> Path:
     run("git add -A && git commit -qm baseline", p)
     run(["dvc", "exp", "run", "-n", "downsampled", "-S", "use_downsampling=true"], p, env)
     return p
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> str:
+    import services
+    with services.s3_server(tmp_path_factory.mktemp("s3")) as url:
+        yield url
+
+
+def use_remote(project: Path, endpoint: str, keys: tuple[str, str], url: str | None = None) -> None:
+    """Point the committed `storage` remote at the test server; credentials only in .dvc/config.local."""
+    run(["dvc", "remote", "modify", "--local", "storage", "endpointurl", endpoint], project)
+    run(["dvc", "remote", "modify", "--local", "storage", "access_key_id", keys[0]], project)
+    run(["dvc", "remote", "modify", "--local", "storage", "secret_access_key", keys[1]], project)
+    if url:
+        run(["dvc", "remote", "modify", "--local", "storage", "url", url], project)
+
+
+@pytest.fixture(scope="session")
+def sentence_model(tmp_path_factory, tiny_bert) -> Path:
+    """A model trained by the real train stage on the fixture (context none): models/model of a project."""
+    p = make_project(tmp_path_factory.mktemp("trained") / "project", tiny_bert)
+    run(["dvc", "repro", "train"], p, {"MLFLOW_TRACKING_URI": ""})
+    return p / "models" / "model"
+
+
+ABSTRACT = ("Asthma remains a major public health problem worldwide. The objective was to evaluate aspirin for asthma. "
+            "Patients were randomly assigned to aspirin or control for 12 weeks. "
+            "Pain decreased by 30 % in the aspirin group (p < 0.05). Aspirin is safe and effective for asthma.")
+ROLES = ["BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"]

@@ -1,0 +1,151 @@
+"""Command line: `python -m pubmed_rct predict ...` and `python -m pubmed_rct serve`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .io import atomic_path
+from .sentences import InputError
+
+COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m", "\033[37m"]
+RESET, BOLD = "\033[0m", "\033[1m"
+
+
+def sections(sentences: list[dict]) -> list[dict]:
+    """Consecutive sentences of the same label as one section."""
+    out: list[dict] = []
+    for s in sentences:
+        if out and out[-1]["label"] == s["label"]:
+            out[-1]["sentences"].append(s)
+        else:
+            out.append({"label": s["label"], "sentences": [s]})
+    return out
+
+
+def render(sentences: list[dict], fmt: str, labels: list[str], colour: bool = False) -> str:
+    if fmt == "json":
+        return json.dumps({"sentences": sentences, "sections": sections(sentences)}, indent=2)
+    lines = []
+    for sec in sections(sentences):
+        title = sec["label"].upper()
+        if fmt == "markdown":
+            lines.append(f"**{title}:** " + " ".join(s["sentence"] for s in sec["sentences"]) + "\n")
+            continue
+        c = COLOURS[labels.index(sec["label"]) % len(COLOURS)] if colour else ""
+        lines.append(f"{BOLD if colour else ''}{c}{title}:{RESET if colour else ''}")
+        lines.extend(f"  {c}{s['sentence']}{RESET if colour else ''}  ({s['probability']:.2f})" for s in sec["sentences"])
+    return "\n".join(lines)
+
+
+def read_input(args) -> str:
+    if args.text is not None:
+        return args.text
+    data = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        where = args.file or "standard input"
+        raise InputError(f"{where}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from e
+
+
+def model_dir(args) -> Path:
+    """The local model folder, or the one logged with an MLflow run (downloaded once)."""
+    if not args.run_id:
+        return Path(args.model)
+    import mlflow
+    from .tracking import tracking_uri
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(run_id=args.run_id, artifact_path="model"))
+    found = [p.parent for p in local.rglob("config.json")]
+    if not found:
+        raise FileNotFoundError(f"MLflow run {args.run_id}: no model folder in its 'model' artifact")
+    return found[0]
+
+
+def predict(args) -> int:
+    from .predict import Labeler
+    labeler = Labeler.load(model_dir(args))
+    if args.jsonl:
+        return predict_batch(labeler, args)
+    sentences = labeler.label([read_input(args)])[0]
+    print(render(sentences, args.format, labeler.labels, colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    return 0
+
+
+def predict_batch(labeler, args) -> int:
+    """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
+    from tqdm.auto import tqdm
+    with open(args.jsonl, encoding="utf-8") as f:
+        lines = [l for l in f.read().splitlines()]
+    records, errors = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            errors.append(f"{args.jsonl}:{number}: not JSON ({e.msg})")
+            continue
+        item = {"id": number, "text": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            errors.append(f"{args.jsonl}:{number}: expected {{\"id\": ..., \"text\": \"...\"}}")
+            continue
+        records.append((number, item))
+    out_lines = []
+    for start in tqdm(range(0, len(records), args.batch_size), desc="abstracts", unit="batch", file=sys.stderr):
+        chunk = records[start:start + args.batch_size]
+        try:
+            results = labeler.label([item["text"] for _, item in chunk])
+        except InputError:
+            results = []
+            for number, item in chunk:  # find the bad ones, keep the good ones
+                try:
+                    results.append(labeler.label([item["text"]])[0])
+                except InputError as e:
+                    errors.append(f"{args.jsonl}:{number}: {e}")
+                    results.append(None)
+        for (number, item), sentences in zip(chunk, results):
+            if sentences is not None:
+                out_lines.append(json.dumps({"id": item.get("id", number), "sentences": sentences}))
+    text = "\n".join(out_lines) + ("\n" if out_lines else "")
+    if args.output:
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pubmed_rct", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="label the sentences of an abstract (argument, --file or stdin)")
+    p.add_argument("text", nargs="?", help="the abstract; omit to read --file or standard input")
+    p.add_argument("-f", "--file", help="read the abstract from this file")
+    p.add_argument("--jsonl", help="batch: a JSON Lines file of {\"id\", \"text\"} abstracts")
+    p.add_argument("-o", "--output", help="batch: write JSON Lines here (default: standard output)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per model call")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--model", default="models/model", help="a model folder written by the train stage")
+    p.add_argument("--run-id", help="use the model logged with this MLflow run instead")
+    s = sub.add_parser("serve", help="the web page and JSON API on http://127.0.0.1:8000")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--model", default="models/model")
+    s.add_argument("--run-id")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "predict":
+            return predict(args)
+        from .web import create_app
+        from .predict import Labeler
+        create_app(Labeler.load(model_dir(args))).run(host=args.host, port=args.port, threaded=True)
+        return 0
+    except (InputError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,59 @@
+"""`python -m pubmed_rct predict`: text, JSON, Markdown, stdin, batch JSON Lines, and bad input."""
+import json
+import sys
+
+import pytest
+
+from conftest import ABSTRACT, ROLES, ROOT, run
+from pubmed_rct.model import load_trained
+from pubmed_rct.predict import Labeler
+
+PREDICT = [sys.executable, "-m", "pubmed_rct", "predict"]
+
+
+def test_labeler_labels_each_sentence(sentence_model):
+    labelled = Labeler.load(sentence_model).label([ABSTRACT, "Aspirin is safe and effective for asthma."])
+    assert [s["label"] for s in labelled[0]] == ROLES
+    assert labelled[1][0]["label"] == "CONCLUSIONS"
+    s = labelled[0][2]
+    assert s["sentence"].startswith("Patients were randomly") and 0 < s["probability"] <= 1
+    assert sum(s["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_text_json_and_markdown_output(sentence_model):
+    text = run([*PREDICT, "--model", str(sentence_model), ABSTRACT], ROOT).stdout
+    assert [l for l in text.splitlines() if l.endswith(":")] == [f"{r}:" for r in ROLES]
+    assert "\033[" not in text  # no colour when not a terminal
+    out = json.loads(run([*PREDICT, "--model", str(sentence_model), "--format", "json", ABSTRACT], ROOT).stdout)
+    assert [s["label"] for s in out["sentences"]] == ROLES and [s["label"] for s in out["sections"]] == ROLES
+    md = run([*PREDICT, "--model", str(sentence_model), "--format", "markdown"], ROOT, check=False)
+    assert md.returncode == 2 and "empty" in md.stderr  # stdin was empty
+    md = run(f"echo '{ABSTRACT}' | {sys.executable} -m pubmed_rct predict --format markdown --model {sentence_model}", ROOT)
+    assert md.stdout.startswith("**BACKGROUND:** Asthma remains")
+
+
+def test_batch_jsonl_labels_good_lines_and_names_bad_ones(sentence_model, tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join([json.dumps({"id": "a", "text": ABSTRACT}), "{not json", json.dumps({"id": "e", "text": " "}),
+                              json.dumps("Aspirin is safe and effective for asthma.")]) + "\n")
+    r = run([*PREDICT, "--model", str(sentence_model), "--jsonl", str(src), "-o", str(out), "--batch-size", "2"],
+            ROOT, check=False)
+    assert r.returncode == 1
+    assert f"{src}:2: not JSON" in r.stderr and f"{src}:3: the text is empty" in r.stderr
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [l["id"] for l in lines] == ["a", 4]
+    assert [s["label"] for s in lines[0]["sentences"]] == ROLES
+
+
+def test_bad_input_and_missing_model(sentence_model, tmp_path):
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    r = run([*PREDICT, "--model", str(sentence_model), "-f", str(binary)], ROOT, check=False)
+    assert r.returncode == 2 and "not UTF-8" in r.stderr
+    r = run([*PREDICT, "--model", str(tmp_path / "nowhere"), ABSTRACT], ROOT, check=False)
+    assert r.returncode == 2 and "no trained model here" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_model_refuses_input_built_for_another_mode(sentence_model):
+    with pytest.raises(ValueError, match="trained with context 'none', input was built for 'abstract'"):
+        load_trained(sentence_model, mode="abstract")
