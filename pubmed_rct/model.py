@@ -21,8 +21,8 @@ def _auto_class(mode: str):
 def build_model(name: str, labels: list[str], mode: str):
     """A pretrained encoder with a fresh head over `labels`, recording its context mode."""
     try:
-        model = _auto_class(mode).from_pretrained(
-            name, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        model = _auto_class(mode).from_pretrained(  # fp32 master weights, whatever the checkpoint's dtype
+            name, dtype=torch.float32, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={l: i for i, l in enumerate(labels)})
     except OSError as e:
         raise SystemExit(f"model '{name}': {e}\n{MODEL_HINT}") from e

@@ -38,7 +38,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 42
     precision: str = "auto"         # auto: bf16 autocast where the GPU supports it, else fp32
-    compile: str = "auto"           # auto: torch.compile on CUDA only
+    compile: str = "false"          # true | reduce-overhead (CUDA graphs) | auto (true on CUDA); see README
+    fused_optimizer: bool = True    # fused AdamW kernels on CUDA
     pad_multiple: int = 16          # pad each batch to a multiple of this: a few fixed shapes
     group_by_length: bool = True    # batches of similar lengths (shuffled in chunks of 50 batches)
     log_every_steps: int = 50       # host-device sync for the loss only this often
@@ -87,7 +88,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         raise SystemExit(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
                          f"evenly over {world_size} processes")
     device, dtype = device_and_dtype(config.precision)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed + rank)  # own dropout draws per process (weights come from rank 0 via DDP)
     model.to(device).train()
     optimizer = make_optimizer(model, config, device)
     lengths = [len(e["input_ids"]) for e in examples]
@@ -165,6 +166,8 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     runtime = runtime_before + time.perf_counter() - started
     if ckpt is not None and rank == 0:
         shutil.rmtree(ckpt.parent, ignore_errors=True)
+    if world_size > 1:
+        dist.destroy_process_group()
     return {"train_loss": state["loss_sum"] / max(total_steps, 1), "train_runtime": round(runtime, 3),
             "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
             "train_steps": state["step"], "train_samples": state["samples"], "world_size": world_size,
@@ -177,7 +180,7 @@ def make_optimizer(model, config: TrainConfig, device: torch.device) -> torch.op
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
-                             lr=config.learning_rate, fused=device.type == "cuda")
+                             lr=config.learning_rate, fused=config.fused_optimizer and device.type == "cuda")
 
 
 def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_id: int, device: torch.device,
@@ -186,9 +189,9 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
     net = model
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile == "true" or (config.compile == "auto" and device.type == "cuda"):
+    if config.compile in ("true", "reduce-overhead") or (config.compile == "auto" and device.type == "cuda"):
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        net = torch.compile(net)
+        net = torch.compile(net, mode="reduce-overhead" if config.compile == "reduce-overhead" else None)
 
     def step(global_batch: list[dict]) -> torch.Tensor:
         labelled = sum(l != IGNORE for e in global_batch for l in e["labels"])

@@ -1,0 +1,103 @@
+"""Context modes compared on real abstracts: test micro/macro F1 and per-class F1 over several seeds.
+
+Runs the pipeline's own functions in one process (read, label maps, tokenize, train, predict, score),
+so a GPU machine without DVC or MLflow can run it:
+
+  python benchmarks/context_modes.py --model MODEL_DIR --data ../shared/data/nicta-piboso \
+      --modes none abstract --seeds 1 2 3 --lr 5e-5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import transformers
+
+from pubmed_rct.abstracts import abstracts_of, read_text_source
+from pubmed_rct.encoding import build_examples, special_ids, tokenize_sentences
+from pubmed_rct.labels import label_set
+from pubmed_rct.metrics import scores
+from pubmed_rct.model import build_model, load_tokenizer, predict_proba
+from pubmed_rct.sampling import downsample
+from pubmed_rct.training import TrainConfig, train
+
+
+def encode(tok, rows, mode, labels, max_length, ctx, in_loss=None):
+    ex = build_examples(tokenize_sentences(tok, [r["text"] for r in rows]), abstracts_of(rows), mode, max_length, ctx,
+                        *special_ids(tok), labels=[labels.index(r["label"]) for r in rows], in_loss=in_loss)
+    return [dict(zip(ex, v)) for v in zip(*ex.values())]
+
+
+def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
+    in_loss = downsample(splits["train"], "minority", seed) if args.downsample else None
+    train_ex = encode(tok, splits["train"], mode, labels, args.max_length, args.context_max_length, in_loss)
+    test_ex = encode(tok, splits["test"], mode, labels, args.max_length, args.context_max_length)
+    transformers.set_seed(seed)
+    model = build_model(args.model, labels, mode)
+    config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
+                         compile=args.compile, log_every_steps=10 ** 9)
+    start = time.perf_counter()
+    result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    rows, probs = predict_proba(model, test_ex, mode, tok.pad_token_id, 256)
+    predict_s = time.perf_counter() - start
+    order = rows.argsort()
+    y_true = [labels.index(r["label"]) for r in splits["test"]]
+    s = scores(y_true, probs[order].argmax(-1).tolist(), labels, "test")
+    return {"mode": mode, "seed": seed, **s, "train_s": round(train_s, 2), "predict_s": round(predict_s, 3),
+            "train_steps": result["train_steps"], "train_samples_per_second": result["train_samples_per_second"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/nicta-piboso"))
+    ap.add_argument("--modes", nargs="+", default=["none", "abstract"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--context-max-length", type=int, default=512)
+    ap.add_argument("--downsample", action="store_true")
+    ap.add_argument("--compile", default="false")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N abstracts of each split (smoke test)")
+    ap.add_argument("--json", help="also write every run here")
+    args = ap.parse_args()
+
+    splits, _ = read_text_source(args.data)
+    if args.limit:
+        splits = {k: [r for r in v if r["abstract_id"] in {x["abstract_id"] for x in v[: args.limit * 12]}]
+                  for k, v in splits.items()}
+    labels = label_set(splits)
+    tok = load_tokenizer(args.model)
+    runs = []
+    for mode in args.modes:
+        for seed in args.seeds:
+            runs.append(one_run(args, splits, labels, tok, mode, seed))
+            r = runs[-1]
+            print(f"{mode:9s} seed {seed}: test micro {r['test_micro_f1']:.4f} macro {r['test_macro_f1']:.4f} "
+                  f"train {r['train_s']:.1f}s predict {r['predict_s']:.2f}s", flush=True)
+    keys = ["test_micro_f1", "test_macro_f1"] + [f"test_f1_{l.replace(' ', '_')}" for l in labels] + ["train_s", "predict_s"]
+    print(f"\nlr {args.lr}, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}"
+          f"{', downsampled' if args.downsample else ''}: mean ± sd")
+    print(f"| {'metric':28s} | " + " | ".join(f"{m:>17s}" for m in args.modes) + " |")
+    for k in keys:
+        cells = []
+        for mode in args.modes:
+            v = [r[k] for r in runs if r["mode"] == mode]
+            cells.append(f"{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}")
+        print(f"| {k:28s} | " + " | ".join(f"{c:>17s}" for c in cells) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(runs, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Training throughput: the Hugging Face Trainer with its defaults against this project's train step.
+
+Side by side in one process, on the same real abstract sentences and the same model shape:
+  reference   Trainer defaults, inputs pre-padded to max_length, fp32 (how the seed trained)
+  then the project's step (pubmed_rct.training.make_step), adding one optimisation at a time.
+Prints samples/s, real tokens/s, ms/step, speedup and MFU against a matmul rate measured here.
+
+  python benchmarks/train_throughput.py                         # CPU: a small BERT, few steps
+  python benchmarks/train_throughput.py --shape bert-base --steps 200 --warmup 30   # GPU: SciBERT's shape
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from pubmed_rct.abstracts import read_text_file
+from pubmed_rct.encoding import build_examples, tokenize_sentences
+from pubmed_rct.model import device_and_dtype
+from pubmed_rct.training import TrainConfig, epoch_batches, make_optimizer, make_step
+
+SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+          "small": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)}
+# one at a time, each adding to the one before
+VARIANTS = [
+    ("project step, fp32, pad per batch", dict(precision="fp32", group_by_length=False, fused_optimizer=False, compile="false")),
+    ("+ bf16 autocast", dict(precision="bf16")),
+    ("+ length-grouped batches", dict(group_by_length=True)),
+    ("+ fused AdamW", dict(fused_optimizer=True)),
+    ("+ torch.compile", dict(compile="true")),
+    ("+ CUDA graphs (compile reduce-overhead)", dict(compile="reduce-overhead")),
+]
+
+
+def matmul_rate(device: torch.device) -> float:
+    """Dense matmul FLOP/s measured here (bf16 on GPU, fp32 on CPU)."""
+    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    reps, start = (20 if device.type == "cuda" else 5), time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - start)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_model(shape: str, vocab: int, labels: int, device):
+    from transformers import BertConfig, BertForSequenceClassification
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(vocab_size=vocab, num_labels=labels, **SHAPES[shape])).to(device)
+
+
+def flops_per_token(model, seq: float) -> float:
+    """Training FLOPs per real token: 6 × non-embedding parameters + attention (12 × layers × hidden × seq)."""
+    c = model.config
+    params = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+    return 6 * params + 12 * c.num_hidden_layers * c.hidden_size * seq
+
+
+def run_reference(model, examples, args, device) -> float:
+    """Seconds per step of the Trainer with defaults, inputs pre-padded to max_length."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+    pad = 0
+    rows = [{"input_ids": e["input_ids"] + [pad] * (args.max_length - len(e["input_ids"])),
+             "attention_mask": [1] * len(e["input_ids"]) + [0] * (args.max_length - len(e["input_ids"])),
+             "labels": e["labels"][0]} for e in examples]
+    marks = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, a, state, control, **kw):
+            if state.global_step in (args.warmup, args.warmup + args.steps):
+                sync(device)
+                marks[state.global_step] = time.perf_counter()
+
+    targs = TrainingArguments(output_dir=str(Path(args.tmp) / "trainer"), per_device_train_batch_size=32,
+                              learning_rate=2e-5, max_steps=args.warmup + args.steps, report_to=[],
+                              save_strategy="no", logging_strategy="no", disable_tqdm=True,
+                              use_cpu=device.type != "cuda")
+    Trainer(model=model, args=targs, train_dataset=rows, callbacks=[Clock()]).train()
+    return (marks[args.warmup + args.steps] - marks[args.warmup]) / args.steps
+
+
+def run_project(model, examples, config: TrainConfig, args, device) -> float:
+    _, dtype = device_and_dtype(config.precision)
+    if config.precision == "fp32":
+        dtype = None
+    optimizer = make_optimizer(model, config, device)
+    step = make_step(model, optimizer, None, config, "none", 0, device, dtype)
+    batches = epoch_batches([len(e["input_ids"]) for e in examples], 32, 0, 0, config.group_by_length)
+    batches = (batches * (1 + (args.warmup + args.steps) // len(batches)))[: args.warmup + args.steps]
+    model.train()
+    for i, b in enumerate(batches):
+        if i == args.warmup:
+            sync(device)
+            start = time.perf_counter()
+        step([examples[j] for j in b])
+    sync(device)
+    return (time.perf_counter() - start) / args.steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", choices=SHAPES, default="small")
+    ap.add_argument("--vocab", type=int, default=31090, help="SciBERT's vocabulary size")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/nicta-piboso/train.txt"))
+    ap.add_argument("--tokenizer", required=True, help="a BERT tokenizer folder, e.g. MiniLM's")
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--skip", nargs="*", default=[], help="variant numbers to skip (1-based)")
+    ap.add_argument("--json", help="also write the table here")
+    ap.add_argument("--tmp", default="/tmp")
+    args = ap.parse_args()
+
+    from transformers import AutoTokenizer
+    device, _ = device_and_dtype("auto")
+    tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    rows = read_text_file(args.data)
+    label_id = {l: i for i, l in enumerate(sorted({r["label"] for r in rows}))}
+    ids = tokenize_sentences(tok, [r["text"] for r in rows])
+    ex = build_examples(ids, [[i] for i in range(len(rows))], "none", args.max_length, 512, tok.cls_token_id,
+                        tok.sep_token_id, labels=[label_id[r["label"]] for r in rows])
+    examples = [dict(zip(ex, v)) for v in zip(*ex.values())]
+    mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
+    rate = matmul_rate(device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {name}; matmul {rate / 1e12:.1f} TFLOP/s; model {args.shape}; {len(examples)} sentences, "
+          f"mean {mean_len:.1f} tokens; batch 32; {args.steps} timed steps after {args.warmup}", flush=True)
+
+    results = []
+
+    def report(label: str, seconds: float, model) -> None:
+        sps = 32 / seconds
+        tps = sps * mean_len
+        mfu = tps * flops_per_token(model, mean_len) / rate
+        base = results[0]["samples_per_s"] if results else sps
+        results.append({"variant": label, "samples_per_s": round(sps, 1), "tokens_per_s": round(tps),
+                        "ms_per_step": round(seconds * 1e3, 2), "speedup": round(sps / base, 2), "mfu": round(mfu, 4)})
+        r = results[-1]
+        print(f"{label:45s} {r['samples_per_s']:9.1f} {r['tokens_per_s']:10d} {r['ms_per_step']:9.2f} "
+              f"{r['speedup']:7.2f}x {100 * r['mfu']:6.2f}%", flush=True)
+
+    print(f"{'variant':45s} {'samples/s':>9s} {'tokens/s':>10s} {'ms/step':>9s} {'speedup':>8s} {'MFU':>7s}")
+    report("Trainer defaults (fp32, padded to max_length)",
+           run_reference(make_model(args.shape, args.vocab, len(label_id), device), examples, args, device),
+           make_model(args.shape, args.vocab, len(label_id), "cpu"))
+    config = TrainConfig(seed=0)
+    for number, (label, change) in enumerate(VARIANTS, 1):
+        config = replace(config, **change)
+        if str(number) in args.skip or (device.type != "cuda" and config.compile == "reduce-overhead"):
+            continue
+        try:
+            model = make_model(args.shape, args.vocab, len(label_id), device)
+            report(label, run_project(model, examples, config, args, device), model)
+        except Exception as e:  # noqa: BLE001 - one variant failing must not lose the others' figures
+            print(f"{label:45s} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
+        torch._dynamo.reset()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": name, "matmul_tflops": rate / 1e12, "rows": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
