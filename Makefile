@@ -1,0 +1,11 @@
+# The two commands of the README. Stages call `python`, so the venv goes first on PATH.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: pipeline test
+pipeline:  ## set up .venv, then run every stage that is out of date (dvc repro)
+	bin/setup
+	dvc repro
+
+test:      ## set up .venv with the test tools, then run all tests (they start and stop MLflow, S3, Chromium)
+	bin/setup --dev
+	python -m pytest
