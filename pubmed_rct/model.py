@@ -1,6 +1,7 @@
 """The model: build one for a context mode, load a trained one, read sentence logits, predict fast."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,24 @@ def device_and_dtype(precision: str = "auto") -> tuple[torch.device, torch.dtype
     return torch.device("cpu"), None
 
 
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Native bf16 matrix instructions (AVX-512 BF16 or AMX): there bf16 inference is ~2x faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def inference_dtype(device: torch.device, dtype: torch.dtype | None, precision: str) -> torch.dtype | None:
+    """bf16 for inference on GPUs (as in training) and on CPUs with native bf16; else fp32.
+    Measured on nicta test with a trained MiniLM: 99.75 % of labels agree with fp32 (README)."""
+    if dtype is None and precision == "auto" and device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return dtype
+
+
 def sentence_logits(model, batch: dict, mode: str) -> torch.Tensor:
     """Logits of every classified sentence in the batch, in the order of batch['labels']."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -103,6 +122,7 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
                   precision: str = "auto", multiple: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """(rows, probabilities) for every classified position; batches sorted by length, bf16 on GPU."""
     device, dtype = device_and_dtype(precision)
+    dtype = inference_dtype(device, dtype, precision)
     model.to(device).eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     rows, probs = [], []

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from .encoding import build_examples, special_ids, tokenize_sentences
-from .model import load_trained, predict_proba
+from .model import device_and_dtype, inference_dtype, load_trained, predict_proba
 from .sentences import split_sentences
 
 
@@ -18,6 +20,9 @@ class Labeler:
         self.context_max_length = getattr(config, "context_max_length", 512)
         self.cls, self.sep = special_ids(tokenizer)
         self.model.eval()
+        device, dtype = device_and_dtype("auto")
+        if inference_dtype(device, dtype, "auto") == torch.bfloat16 and device.type == "cpu":
+            self.model.to(torch.bfloat16)  # inference only: cast the weights once, not on every call
 
     @classmethod
     def load(cls, path: str | Path) -> "Labeler":

@@ -159,5 +159,5 @@ def log_model(run_id: str, model_dir: str | Path) -> None:
         mlflow.pyfunc.log_model(
             name="model", python_model=SentenceRoles(), artifacts={"model_dir": str(model_dir)},
             code_paths=[str(ROOT / "pubmed_rct")],
-            pip_requirements=[f"torch", "transformers", "pysbd", "pyarrow", "scikit-learn"])
+            pip_requirements=["torch", "transformers", "pysbd", "pyarrow", "scikit-learn"])
     # log_model inside start_run ends the run as FINISHED when the block exits; evaluate sets it last.

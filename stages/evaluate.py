@@ -33,7 +33,7 @@ def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], ba
 
 
 def main() -> None:
-    p = section(load_params(), "evaluate", "tracking")
+    p = section(load_params(), "evaluate", "tracking", "data")
     model, tokenizer, mode, labels = load_trained(MODEL)
     results, test = {}, None
     for split, prefix in (("validation", "val"), ("test", "test")):
@@ -49,26 +49,23 @@ def main() -> None:
     write_text(f"{OUT}/confusion.csv", buf.getvalue())
     plot_confusion(*test, labels, f"{OUT}/confusion_matrix.png", f"test, context: {mode}")
     print(f"evaluate: {results}")
-    log_to_mlflow(p["tracking"], results)
+    log_to_mlflow(p["tracking"], str(p["data"]["source"]), results, {"context": mode, "model": model.name_or_path})
 
 
-def log_to_mlflow(p: dict, results: dict) -> None:
+def log_to_mlflow(p: dict, dataset: str, results: dict, params: dict) -> None:
     """Reopen the train stage's run and log the evaluation, the train metrics again, artifacts and model."""
     train = read_json(TRAIN_METRICS)
     try:
         tracking.check_server(tracking.tracking_uri())
-        params = load_params()
-        run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"],
-                                          {"context": params.get("context"), "model": params.get("model")},
-                                          tracking.lineage_tags(["data/tokenized", "data/prepared"],
-                                                                str(params["data"]["source"])))
+        deps = ["data/tokenized", "data/prepared", "models/model"]
+        run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"], params,
+                                          tracking.lineage_tags(deps, dataset))
         final = {k: train[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
         tracking.log_metrics(run_id, {**final, **results}, train.get("train_steps", 0))
         tracking.log_artifacts(run_id, [f"{OUT}/classification_report.txt", f"{OUT}/confusion_matrix.png",
                                         f"{OUT}/eval.json", TRAIN_METRICS])
         tracking.log_model(run_id, MODEL)
-        tracking.set_tags(run_id, {k: v for k, v in tracking.lineage_tags(
-            ["data/tokenized", "data/prepared", "models/model"], str(params["data"]["source"])).items()})
+        tracking.set_tags(run_id, tracking.lineage_tags(deps, dataset))  # now with this run's models/model hash
         tracking.finish(run_id)
         print(f"evaluate: logged to MLflow run {run_id} at {tracking.tracking_uri()}")
     except Exception as e:  # noqa: BLE001
