@@ -1,5 +1,5 @@
-"""The training loop: length-grouped batches padded to a few shapes, bf16 and torch.compile on GPU,
-data parallel under torchrun, checkpoints that an interrupted run resumes from.
+"""The training loop: length-grouped batches padded to a few shapes, bf16 autocast and fused AdamW on GPU
+(torch.compile optional), data parallel under torchrun, checkpoints that an interrupted run resumes from.
 
 The maths do not depend on the hardware: `batch_size` is the global batch, split evenly over the
 processes; the loss is normalised by the global number of labelled sentences, so 1 or N processes
