@@ -79,7 +79,7 @@ def predict_batch(labeler, args) -> int:
     """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
     from tqdm.auto import tqdm
     with open(args.jsonl, encoding="utf-8") as f:
-        lines = [l for l in f.read().splitlines()]
+        lines = f.read().splitlines()
     records, errors = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():

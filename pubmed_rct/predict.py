@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from .encoding import build_examples, special_ids, tokenize_sentences
-from .model import device_and_dtype, inference_dtype, load_trained, predict_proba
+from .model import cpu_has_bf16, load_trained, predict_proba
 from .sentences import split_sentences
 
 
@@ -20,8 +20,7 @@ class Labeler:
         self.context_max_length = getattr(config, "context_max_length", 512)
         self.cls, self.sep = special_ids(tokenizer)
         self.model.eval()
-        device, dtype = device_and_dtype("auto")
-        if inference_dtype(device, dtype, "auto") == torch.bfloat16 and device.type == "cpu":
+        if not torch.cuda.is_available() and cpu_has_bf16():
             self.model.to(torch.bfloat16)  # inference only: cast the weights once, not on every call
 
     @classmethod

@@ -57,15 +57,14 @@ def log_to_mlflow(p: dict, dataset: str, results: dict, params: dict) -> None:
     train = read_json(TRAIN_METRICS)
     try:
         tracking.check_server(tracking.tracking_uri())
-        deps = ["data/tokenized", "data/prepared", "models/model"]
-        run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"], params,
-                                          tracking.lineage_tags(deps, dataset))
+        tags = tracking.lineage_tags(["data/tokenized", "data/prepared", "models/model"], dataset)
+        run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"], params, tags)
         final = {k: train[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
         tracking.log_metrics(run_id, {**final, **results}, train.get("train_steps", 0))
         tracking.log_artifacts(run_id, [f"{OUT}/classification_report.txt", f"{OUT}/confusion_matrix.png",
                                         f"{OUT}/eval.json", TRAIN_METRICS])
         tracking.log_model(run_id, MODEL)
-        tracking.set_tags(run_id, tracking.lineage_tags(deps, dataset))  # now with this run's models/model hash
+        tracking.set_tags(run_id, tags)  # a reopened run gets this run's models/model hash too
         tracking.finish(run_id)
         print(f"evaluate: logged to MLflow run {run_id} at {tracking.tracking_uri()}")
     except Exception as e:  # noqa: BLE001
