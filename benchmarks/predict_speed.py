@@ -6,6 +6,7 @@ for MiniLM and a BERT-base-sized model, in each context mode. Real abstracts fro
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="MiniLM folder (pretrained encoder; head untrained: speed only)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/nicta-piboso/test.txt"))
-    ap.add_argument("--abstracts", type=int, default=100)
+    ap.add_argument("--abstracts", type=int, default=200)
     ap.add_argument("--single", type=int, default=30)
     args = ap.parse_args()
     rows = read_text_file(args.data)
@@ -45,7 +46,7 @@ def main() -> None:
     ten = [t for t, g in zip(texts, groups) if len(g) == 10][: args.single]  # 10-sentence abstracts
     batch = texts[: args.abstracts]
     labels = sorted({r["label"] for r in rows})
-    print(f"CPU threads {torch.get_num_threads()}; single: {len(ten)} abstracts of 10 sentences; "
+    print(f"CPU threads {torch.get_num_threads()}, batch workers {len(os.sched_getaffinity(0))}; single: {len(ten)} abstracts of 10 sentences; "
           f"batch: {len(batch)} abstracts ({sum(len(g) for g in groups[:len(batch)])} sentences)")
     print(f"{'model':10s} {'context':9s} {'p50 ms':>8s} {'p95 ms':>8s} {'batch abstracts/s':>18s}")
     for name in ("MiniLM", "BERT-base"):
@@ -65,9 +66,8 @@ def main() -> None:
                 start = time.perf_counter()
                 labeler.label([t])
                 times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            for i in range(0, len(batch), 32):
-                labeler.label(batch[i:i + 32])
+            start = time.perf_counter()  # as `predict --jsonl`: chunks of 32 abstracts, one worker thread a core
+            list(labeler.label_chunks([batch[i:i + 32] for i in range(0, len(batch), 32)]))
             rate = len(batch) / (time.perf_counter() - start)
             q = statistics.quantiles(times, n=20)
             print(f"{name:10s} {mode:9s} {1e3 * statistics.median(times):8.1f} {1e3 * q[18]:8.1f} {rate:18.1f}", flush=True)

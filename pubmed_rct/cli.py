@@ -94,22 +94,17 @@ def predict_batch(labeler, args) -> int:
             errors.append(f"{args.jsonl}:{number}: expected {{\"id\": ..., \"text\": \"...\"}}")
             continue
         records.append((number, item))
+    chunks = [records[start:start + args.batch_size] for start in range(0, len(records), args.batch_size)]
+    results = labeler.label_chunks(([item["text"] for _, item in chunk] for chunk in chunks), args.workers)
     out_lines = []
-    for start in tqdm(range(0, len(records), args.batch_size), desc="abstracts", unit="batch", file=sys.stderr):
-        chunk = records[start:start + args.batch_size]
-        try:
-            results = labeler.label([item["text"] for _, item in chunk])
-        except InputError:
-            results = []
-            for number, item in chunk:  # find the bad ones, keep the good ones
-                try:
-                    results.append(labeler.label([item["text"]])[0])
-                except InputError as e:
-                    errors.append(f"{args.jsonl}:{number}: {e}")
-                    results.append(None)
-        for (number, item), sentences in zip(chunk, results):
-            if sentences is not None:
-                out_lines.append(json.dumps({"id": item.get("id", number), "sentences": sentences}))
+    with tqdm(total=len(records), desc="abstracts", unit="abstract", file=sys.stderr) as bar:
+        for chunk, labelled in zip(chunks, results):
+            for (number, item), sentences in zip(chunk, labelled):
+                if isinstance(sentences, InputError):
+                    errors.append(f"{args.jsonl}:{number}: {sentences}")
+                else:
+                    out_lines.append(json.dumps({"id": item.get("id", number), "sentences": sentences}))
+            bar.update(len(chunk))
     text = "\n".join(out_lines) + ("\n" if out_lines else "")
     if args.output:
         with atomic_path(args.output) as tmp:
@@ -129,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--file", help="read the abstract from this file")
     p.add_argument("--jsonl", help="batch: a JSON Lines file of {\"id\", \"text\"} abstracts")
     p.add_argument("-o", "--output", help="batch: write JSON Lines here (default: standard output)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per model call")
+    p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per chunk")
+    p.add_argument("--workers", type=int, help="batch: chunks labelled at once (default: one per CPU core; 1 on GPU)")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     p.add_argument("--model", default="models/model", help="a model folder written by the train stage")
     p.add_argument("--run-id", help="use the model logged with this MLflow run instead")

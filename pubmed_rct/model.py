@@ -119,10 +119,14 @@ def collate(examples: list[dict], pad_id: int, multiple: int, device: torch.devi
 
 @torch.inference_mode()
 def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_size: int = 256,
-                  precision: str = "auto", multiple: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, probabilities) for every classified position; batches sorted by length, bf16 on GPU."""
+                  precision: str = "auto", multiple: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, probabilities) for every classified position; batches sorted by length, bf16 on GPU.
+
+    Padding: to a multiple of 16 on GPU (a few fixed shapes); none beyond the longest on CPU, where every
+    padded token costs time (measured: 341 vs 327 sentences/s at multiple 8, MiniLM, 2 cores)."""
     device, dtype = device_and_dtype(precision)
     dtype = inference_dtype(device, dtype, precision)
+    multiple = multiple or (16 if device.type == "cuda" else 1)
     model.to(device).eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     rows, probs = [], []

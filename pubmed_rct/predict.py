@@ -1,13 +1,17 @@
 """Label the sentences of raw abstracts with a trained model (the same fast path as evaluation)."""
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import torch
 
 from .encoding import build_examples, special_ids, tokenize_sentences
 from .model import cpu_has_bf16, load_trained, predict_proba
-from .sentences import split_sentences
+from .sentences import InputError, split_sentences
 
 
 class Labeler:
@@ -19,6 +23,7 @@ class Labeler:
         self.max_length = getattr(config, "sentence_max_length", 128)
         self.context_max_length = getattr(config, "context_max_length", 512)
         self.cls, self.sep = special_ids(tokenizer)
+        self._tokenizer_lock = threading.Lock()  # a fast tokenizer's state is not safe to share between threads
         self.model.eval()
         if not torch.cuda.is_available() and cpu_has_bf16():
             self.model.to(torch.bfloat16)  # inference only: cast the weights once, not on every call
@@ -27,7 +32,14 @@ class Labeler:
     def load(cls, path: str | Path) -> "Labeler":
         return cls(*load_trained(path))
 
-    def label(self, texts: list[str], batch_size: int = 64) -> list[list[dict]]:
+    def batch_size(self) -> int:
+        """Examples per forward pass. On CPU small batches win (measured on 2 cores with MiniLM, bf16:
+        none 341 sentences/s at 16 vs 259 at 64; abstract 27 abstracts/s at 4 vs 25 at 32)."""
+        if torch.cuda.is_available():
+            return 256 if self.mode == "none" else 32
+        return 16 if self.mode == "none" else 4
+
+    def label(self, texts: list[str], batch_size: int | None = None) -> list[list[dict]]:
         """For each abstract, its sentences with label and probability (all labels' in `probabilities`)."""
         split = [split_sentences(t) for t in texts]
         flat = [s for sentences in split for s in sentences]
@@ -35,10 +47,13 @@ class Labeler:
         for sentences in split:
             abstracts.append(list(range(start, start + len(sentences))))
             start += len(sentences)
-        examples = build_examples(tokenize_sentences(self.tokenizer, flat), abstracts, self.mode, self.max_length,
+        with self._tokenizer_lock:
+            token_ids = tokenize_sentences(self.tokenizer, flat)
+        examples = build_examples(token_ids, abstracts, self.mode, self.max_length,
                                   self.context_max_length, self.cls, self.sep)
         examples = [dict(zip(examples, v)) for v in zip(*examples.values())]
-        rows, probs = predict_proba(self.model, examples, self.mode, self.tokenizer.pad_token_id, batch_size)
+        rows, probs = predict_proba(self.model, examples, self.mode, self.tokenizer.pad_token_id,
+                                    batch_size or self.batch_size())
         by_row = dict(zip(rows.tolist(), probs))
         out = []
         for abstract in abstracts:
@@ -51,3 +66,36 @@ class Labeler:
                                  "probabilities": {l: round(float(x), 4) for l, x in zip(self.labels, p)}})
             out.append(labelled)
         return out
+
+    def label_each(self, texts: list[str]) -> list[list[dict] | InputError]:
+        """Like label, but a bad abstract yields its InputError in its place instead of failing them all."""
+        try:
+            return self.label(texts)
+        except InputError:
+            out: list[list[dict] | InputError] = []
+            for text in texts:
+                try:
+                    out.append(self.label([text])[0])
+                except InputError as e:
+                    out.append(e)
+            return out
+
+    def label_chunks(self, chunks: Iterable[list[str]], workers: int | None = None) -> Iterator[list]:
+        """label_each over chunks of abstracts, results in order, `workers` chunks at a time.
+
+        On CPU each worker is a thread running the model on one core (PyTorch releases the GIL inside its
+        kernels): on this project's 2-core machine that beats one process using both cores for every
+        matrix product (MiniLM: 33.7 vs 22.6 abstracts/s, README). On GPU: one worker.
+        """
+        if workers is None:
+            workers = 1 if torch.cuda.is_available() else len(os.sched_getaffinity(0))
+        if workers <= 1:
+            yield from map(self.label_each, chunks)
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                yield from pool.map(self.label_each, chunks)
+        finally:
+            torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+import threading
 
 MAX_CHARS = 20_000  # far above any real abstract (PubMed caps them near 4,000 characters)
 
@@ -11,10 +11,16 @@ class InputError(ValueError):
     """Text that cannot be labelled; the message says why and what to do."""
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _segmenter():
-    import pysbd
-    return pysbd.Segmenter(language="en", clean=False)
+    """One pysbd Segmenter per thread: segment() keeps the text on the instance, so sharing one between
+    threads (the web server, batch prediction) would mix up two abstracts' sentences."""
+    if not hasattr(_local, "segmenter"):
+        import pysbd
+        _local.segmenter = pysbd.Segmenter(language="en", clean=False)
+    return _local.segmenter
 
 
 def check_text(text: str) -> str:

@@ -3,6 +3,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from conftest import ABSTRACT, ROLES, ROOT, run
 from pubmed_rct.model import load_trained
@@ -18,6 +19,20 @@ def test_labeler_labels_each_sentence(sentence_model):
     s = labelled[0][2]
     assert s["sentence"].startswith("Patients were randomly") and 0 < s["probability"] <= 1
     assert sum(s["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_chunks_labelled_in_parallel_match_one_at_a_time(sentence_model):
+    labeler = Labeler.load(sentence_model)
+    texts = [ABSTRACT, " ", "Aspirin is safe and effective for asthma.", ABSTRACT.replace("12 weeks", "a year")] * 3
+    chunks = [texts[i:i + 2] for i in range(0, len(texts), 2)]
+    threads = torch.get_num_threads()
+    serial = list(labeler.label_chunks(chunks, workers=1))
+    parallel = list(labeler.label_chunks(chunks, workers=3))
+    assert torch.get_num_threads() == threads  # restored after the worker threads
+    assert [type(x).__name__ for c in parallel for x in c] == ["list", "InputError", "list", "list"] * 3
+    assert [[x if isinstance(x, list) else str(x) for x in c] for c in parallel] == \
+        [[x if isinstance(x, list) else str(x) for x in c] for c in serial]
+    assert [s["label"] for s in parallel[0][0]] == ROLES
 
 
 def test_text_json_and_markdown_output(sentence_model):

@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from pubmed_rct.sentences import MAX_CHARS, InputError, split_sentences
@@ -27,3 +29,11 @@ def test_scientific_text_splits_where_a_reader_would(text, expected):
 def test_bad_text_is_refused_with_a_reason(text, message):
     with pytest.raises(InputError, match=message):
         split_sentences(text)
+
+
+def test_threads_splitting_at_once_keep_their_own_sentences():
+    texts = [f"Group {i} got {i}.5 mg daily (p < 0.05). Smith et al. agreed in Fig. {i}. We stopped." for i in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(split_sentences, texts * 5))
+    assert results == [split_sentences(t) for t in texts] * 5
+    assert results[7] == ["Group 7 got 7.5 mg daily (p < 0.05).", "Smith et al. agreed in Fig. 7.", "We stopped."]
