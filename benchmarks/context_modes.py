@@ -41,7 +41,7 @@ def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
     transformers.set_seed(seed)
     model = build_model(args.model, labels, mode)
     config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
-                         compile=args.compile, log_every_steps=10 ** 9)
+                         compile=args.compile, precision=args.precision, log_every_steps=10 ** 9)
     start = time.perf_counter()
     result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
     train_s = time.perf_counter() - start
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--context-max-length", type=int, default=512)
     ap.add_argument("--downsample", action="store_true")
     ap.add_argument("--compile", default="false")
+    ap.add_argument("--precision", default="auto", help="auto: bf16 autocast on GPU, fp32 on CPU | bf16 | fp32")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N abstracts of each split (smoke test)")
     ap.add_argument("--json", help="also write every run here")
     args = ap.parse_args()

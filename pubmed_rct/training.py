@@ -56,16 +56,41 @@ def world() -> tuple[int, int]:
     return (dist.get_rank(), size) if size > 1 else (0, 1)
 
 
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
-    """The global batches of one epoch: the same for every process and every run with this seed."""
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool,
+                  weights: list[int] | None = None, min_examples: int = 1) -> list[list[int]]:
+    """The global batches of one epoch: the same for every process and every run with this seed.
+
+    A batch holds `batch_size` labelled sentences: with one sentence an example (context none) that is
+    `batch_size` examples; whole abstracts (context abstract) are packed until the next would pass it
+    (and at least `min_examples` are in, one per process), so every mode takes about the same steps.
+    """
+    weights = weights or [1] * len(lengths)
     rng = random.Random(seed * 1000 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    if group_by_length:
-        chunk = batch_size * 50
-        order = [i for s in range(0, len(order), chunk)
-                 for i in sorted(order[s:s + chunk], key=lambda i: -lengths[i])]
-    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    if group_by_length:  # sort by length within chunks of about 50 batches: similar lengths, still random
+        chunks: list[list[int]] = [[]]
+        filled = 0
+        for i in order:
+            if filled >= batch_size * 50:
+                chunks.append([])
+                filled = 0
+            chunks[-1].append(i)
+            filled += weights[i]
+        order = [i for chunk in chunks for i in sorted(chunk, key=lambda i: -lengths[i])]
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    filled = 0
+    for i in order:
+        if batch and filled + weights[i] > batch_size and len(batch) >= min_examples:
+            batches.append(batch)
+            batch, filled = [], 0
+        batch.append(i)
+        filled += weights[i]
+    if batches and len(batch) < min_examples:
+        batches[-1].extend(batch)  # too few left for every process: they join the batch before
+    elif batch:
+        batches.append(batch)
     if group_by_length:
         rng.shuffle(batches)
     return batches
@@ -91,9 +116,13 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     torch.manual_seed(config.seed + rank)  # own dropout draws per process (weights come from rank 0 via DDP)
     model.to(device).train()
     optimizer = make_optimizer(model, config, device)
+    weights = [sum(l != IGNORE for l in e["labels"]) for e in examples]
+    examples = [e for e, w in zip(examples, weights) if w]  # abstracts left without a labelled sentence
+    weights = [w for w in weights if w]
     lengths = [len(e["input_ids"]) for e in examples]
-    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
-    total_steps = steps_per_epoch * config.num_epochs
+    plan = [epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length, weights,
+                          world_size) for epoch in range(config.num_epochs)]
+    total_steps = sum(len(batches) for batches in plan)
     warmup = int(config.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(warmup, 1) if s < warmup else max(0.0, (total_steps - s) / max(total_steps - warmup, 1)))
@@ -121,15 +150,18 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     acc_steps = 0
     started = time.perf_counter()
     runtime_before = state["runtime"]
-    for epoch in range(state["step"] // steps_per_epoch, config.num_epochs):
-        batches = epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length)
-        for b in range(state["step"] - epoch * steps_per_epoch, len(batches)):
-            global_batch = batches[b]
+    epoch_start = 0  # the global step at which this epoch starts
+    for epoch, batches in enumerate(plan):
+        done = state["step"] - epoch_start  # steps of this epoch taken before a resume
+        epoch_start += len(batches)
+        if done >= len(batches):
+            continue
+        for global_batch in batches[done:]:
             loss = step([examples[i] for i in global_batch])
             loss_acc += loss.detach() / world_size
             acc_steps += 1
             state["step"] += 1
-            state["samples"] += len(global_batch)
+            state["samples"] += sum(weights[i] for i in global_batch)
             last = state["step"] == total_steps
             if acc_steps == config.log_every_steps or last or (ckpt and state["step"] % config.checkpoint_every_steps == 0):
                 if world_size > 1:

@@ -22,6 +22,20 @@ def test_epoch_batches_cover_every_example_once_and_repeat_per_seed():
     assert spread < 5  # similar lengths together: little padding
 
 
+def test_whole_abstracts_are_packed_to_the_batch_in_labelled_sentences():
+    weights = [(i * 7) % 13 + 1 for i in range(300)]  # labelled sentences per abstract: 1..13
+    lengths = [w * 30 for w in weights]
+    for grouped in (False, True):
+        batches = epoch_batches(lengths, 32, 1, 0, grouped, weights)
+        assert sorted(i for b in batches for i in b) == list(range(300))
+        filled = [sum(weights[i] for i in b) for b in batches]
+        assert max(filled) <= 32 and sum(filled[:-1]) / (len(filled) - 1) > 26  # full, never over
+        assert len(batches) < 1.2 * sum(weights) / 32  # about the steps of one sentence an example
+    big = epoch_batches([10, 10, 10], 4, 1, 0, False, [9, 1, 9], min_examples=2)
+    assert all(len(b) >= 2 for b in big)  # one example per process at least, even past the budget
+    assert epoch_batches(lengths, 32, 1, 0, False) == epoch_batches(lengths, 32, 1, 0, False, [1] * 300)
+
+
 @pytest.fixture
 def tokenized(tmp_path, tiny_bert):
     def make(name):
