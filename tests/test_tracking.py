@@ -1,12 +1,13 @@
 """MLflow tracking against a real `mlflow server` on 127.0.0.1, read back through MlflowClient."""
 import json
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
 import services
-from conftest import make_project, run
+from conftest import ROOT, make_project, run
 
 PARAMS = {"model", "learning_rate", "batch_size", "num_epochs", "max_length", "use_downsampling", "seed",
           "data_source", "context"}
@@ -60,6 +61,12 @@ def test_experiment_run_holds_params_metrics_lineage_artifacts_and_model(tracked
                                                "aspirin is safe and effective for asthma ."]}))
     assert list(out["label"]) == ["METHODS", "CONCLUSIONS"]
     assert out["probability"].between(0, 1).all()
+
+    # and the predict command labels an abstract with the model of that run (no local models/ folder)
+    r2 = run([sys.executable, "-m", "pubmed_rct", "predict", "--run-id", r.info.run_id, "--model", "/nonexistent",
+              "--format", "json", "Patients were randomly assigned to aspirin or control for 12 weeks. "
+              "Aspirin is safe and effective for asthma."], ROOT, {"MLFLOW_TRACKING_URI": mlflow_uri})
+    assert [s["label"] for s in json.loads(r2.stdout)["sentences"]] == ["METHODS", "CONCLUSIONS"]
 
 
 def test_dvc_side_shows_the_run_id_and_the_baseline_run_is_separate(tracked_project, mlflow_uri):
