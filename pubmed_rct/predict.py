@@ -33,11 +33,11 @@ class Labeler:
         return cls(*load_trained(path))
 
     def batch_size(self) -> int:
-        """Examples per forward pass. On CPU small batches win (measured on 2 cores with MiniLM, bf16:
-        none 341 sentences/s at 16 vs 259 at 64; abstract 27 abstracts/s at 4 vs 25 at 32)."""
+        """Sentences per forward pass. On CPU small batches win (measured on 2 cores with MiniLM, bf16:
+        none 341 sentences/s at 16 vs 259 at 64; abstract 27 abstracts/s at 4 abstracts (~40 sentences) vs 25 at 32)."""
         if torch.cuda.is_available():
-            return 256 if self.mode == "none" else 32
-        return 16 if self.mode == "none" else 4
+            return 256
+        return 16 if self.mode == "none" else 40
 
     def label(self, texts: list[str], batch_size: int | None = None) -> list[list[dict]]:
         """For each abstract, its sentences with label and probability (all labels' in `probabilities`)."""
