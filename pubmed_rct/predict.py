@@ -33,8 +33,9 @@ class Labeler:
         return cls(*load_trained(path))
 
     def batch_size(self) -> int:
-        """Sentences per forward pass. On CPU small batches win (measured on 2 cores with MiniLM, bf16:
-        none 341 sentences/s at 16 vs 259 at 64; abstract 27 abstracts/s at 4 abstracts (~40 sentences) vs 25 at 32)."""
+        """Sentences per forward pass. On CPU small batches win (measured on 2 cores with MiniLM, bf16, forward
+        only: none 341 sentences/s at 16 vs 259 at 64; abstract 29 abstracts/s at 4 abstracts (~40 sentences)
+        vs 25 at 32)."""
         if torch.cuda.is_available():
             return 256
         return 16 if self.mode == "none" else 40
@@ -85,7 +86,7 @@ class Labeler:
 
         On CPU each worker is a thread running the model on one core (PyTorch releases the GIL inside its
         kernels): on this project's 2-core machine that beats one process using both cores for every
-        matrix product (MiniLM: 33.7 vs 22.6 abstracts/s, README). On GPU: one worker.
+        matrix product (MiniLM, `none`: 29.7 vs 21.1 abstracts/s; README). On GPU: one worker.
         """
         if workers is None:
             workers = 1 if torch.cuda.is_available() else len(os.sched_getaffinity(0))
