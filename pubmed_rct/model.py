@@ -132,7 +132,8 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
     model.to(device).eval()
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     rows, probs = [], []
-    for chunk in _sentence_batches([examples[i] for i in order], batch_size):
+    for indices in pack(order, [len(e["positions"]) for e in examples], batch_size):
+        chunk = [examples[i] for i in indices]
         batch = collate(chunk, pad_id, multiple, device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = sentence_logits(model, batch, mode)
@@ -143,15 +144,20 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
     return np.asarray(rows), torch.cat(probs).numpy()
 
 
-def _sentence_batches(examples: list[dict], batch_size: int):
-    """Consecutive examples holding up to `batch_size` classified sentences (at least one example)."""
-    batch: list[dict] = []
+def pack(order: list[int], weights: list[int], budget: int, min_items: int = 1) -> list[list[int]]:
+    """Consecutive items of `order` in batches of at most `budget` weight (labelled sentences), each with
+    at least `min_items` items (one past the budget if need be); a tail too small joins the batch before."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
     filled = 0
-    for e in examples:
-        if batch and filled + len(e["positions"]) > batch_size:
-            yield batch
+    for i in order:
+        if batch and filled + weights[i] > budget and len(batch) >= min_items:
+            batches.append(batch)
             batch, filled = [], 0
-        batch.append(e)
-        filled += len(e["positions"])
-    if batch:
-        yield batch
+        batch.append(i)
+        filled += weights[i]
+    if batches and len(batch) < min_items:
+        batches[-1].extend(batch)
+    elif batch:
+        batches.append(batch)
+    return batches

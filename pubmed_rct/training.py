@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .encoding import IGNORE
-from .model import collate, device_and_dtype, sentence_logits
+from .model import collate, device_and_dtype, pack, sentence_logits
 
 
 @dataclass
@@ -77,19 +77,7 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, gr
             chunks[-1].append(i)
             filled += weights[i]
         order = [i for chunk in chunks for i in sorted(chunk, key=lambda i: -lengths[i])]
-    batches: list[list[int]] = []
-    batch: list[int] = []
-    filled = 0
-    for i in order:
-        if batch and filled + weights[i] > batch_size and len(batch) >= min_examples:
-            batches.append(batch)
-            batch, filled = [], 0
-        batch.append(i)
-        filled += weights[i]
-    if batches and len(batch) < min_examples:
-        batches[-1].extend(batch)  # too few left for every process: they join the batch before
-    elif batch:
-        batches.append(batch)
+    batches = pack(order, weights, batch_size, min_examples)
     if group_by_length:
         rng.shuffle(batches)
     return batches

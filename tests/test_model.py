@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from pubmed_rct.encoding import build_examples
-from pubmed_rct.model import _sentence_batches, predict_proba
+from pubmed_rct.model import pack, predict_proba
 
 
 def abstract_examples():
@@ -19,9 +19,10 @@ def abstract_examples():
 
 def test_abstracts_are_packed_up_to_the_sentence_budget():
     examples = abstract_examples()
-    batches = list(_sentence_batches(examples, 7))
-    assert [[len(e["positions"]) for e in b] for b in batches] == [[1, 2, 3], [4], [5], [6]]
-    assert list(_sentence_batches(examples, 1))[-1] == [examples[-1]]  # one abstract past the budget: alone
+    weights = [len(e["positions"]) for e in examples]
+    batches = pack(list(range(len(examples))), weights, 7)
+    assert [[weights[i] for i in b] for b in batches] == [[1, 2, 3], [4], [5], [6]]
+    assert pack(list(range(len(examples))), weights, 1)[-1] == [5]  # one abstract past the budget: alone
 
 
 def test_probabilities_do_not_depend_on_the_batch(tmp_path):
