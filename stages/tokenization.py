@@ -7,17 +7,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pubmed_rct.abstracts import SPLITS, abstracts_of, read_split
-from pubmed_rct.encoding import build_examples, check_mode, special_ids, tokenize_sentences, truncation_stats
+from pubmed_rct.encoding import (build_examples, check_mode, examples_table, special_ids, tokenize_sentences,
+                                 truncation_stats)
 from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json
 from pubmed_rct.labels import read_labels
 from pubmed_rct.model import load_tokenizer
 
 PREPARED, OUT, METRICS = "data/prepared", "data/tokenized", "metrics/tokenize.json"
-LIST = pa.list_(pa.int32())
 
 
 def main() -> None:
@@ -35,7 +34,7 @@ def main() -> None:
             ex = build_examples(ids, abstracts_of(rows), mode, max_length, int(p["tokenize"]["context_max_length"]),
                                 cls, sep, labels=[label_id[r["label"]] for r in rows],
                                 in_loss=[r["in_loss"] for r in rows])
-            pq.write_table(pa.table({k: pa.array(v, LIST) for k, v in ex.items()}), tmp / f"{split}.parquet")
+            pq.write_table(examples_table(ex), tmp / f"{split}.parquet")
             stats = truncation_stats(ids, max_length)
             metrics.update({f"{split}_{k}": round(v, 6) for k, v in stats.items()})
             metrics[f"{split}_inputs"] = len(ex["input_ids"])

@@ -1,6 +1,7 @@
+import pyarrow as pa
 import pytest
 
-from pubmed_rct.encoding import IGNORE, build_examples, tokenize_sentences, truncation_stats
+from pubmed_rct.encoding import IGNORE, build_examples, examples_table, tokenize_sentences, truncation_stats
 
 CLS, SEP = 101, 102
 # three abstracts: 3 sentences, 1 sentence, 2 sentences; token ids are 10*row + position
@@ -68,3 +69,25 @@ def test_fast_tokenizer_batches_without_special_tokens(tiny_bert):
     ids = tokenize_sentences(tok, ["asthma is common .", "pain"], batch_size=1)
     assert len(ids) == 2 and tok.cls_token_id not in ids[0] and tok.unk_token_id not in ids[0]
     assert tok.convert_ids_to_tokens(ids[1]) == ["pain"]
+
+
+def test_direct_tokenizer_call_gives_the_transformers_ids(tiny_bert):
+    """The Rust tokenizer is called directly; a truncation/padding setting saved with it must not apply."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = ["Asthma is COMMON in children .", "pain", "", "unknownword pain pain pain pain pain pain pain"]
+    expected = tok(texts, add_special_tokens=False)["input_ids"]
+    assert tokenize_sentences(tok, texts, batch_size=3) == expected
+    tok.backend_tokenizer.enable_truncation(2)
+    tok.backend_tokenizer.enable_padding(length=12)
+    assert tokenize_sentences(tok, texts) == expected
+    assert tok.backend_tokenizer.truncation is not None  # the caller's tokenizer is left as it was
+
+
+def test_examples_table_equals_arrow_of_the_lists():
+    ex = build_examples(TOKENS, ABSTRACTS, "abstract", 128, 512, CLS, SEP, labels=LABELS)
+    table = examples_table(ex)
+    assert table.equals(pa.table({k: pa.array(v, pa.list_(pa.int32())) for k, v in ex.items()}))
+    assert table.column("input_ids").to_pylist() == ex["input_ids"]
+    empty = examples_table({"input_ids": []})
+    assert empty.num_rows == 0 and empty.schema.field("input_ids").type == pa.list_(pa.int32())
