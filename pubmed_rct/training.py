@@ -1,5 +1,6 @@
-"""The training loop: length-grouped batches padded to a few shapes, bf16 autocast and fused AdamW on GPU
-(torch.compile optional), data parallel under torchrun, checkpoints that an interrupted run resumes from.
+"""The training loop: length-grouped batches padded to a few shapes, bf16 autocast and fused AdamW on GPU,
+the whole step (forward, backward, clipping, AdamW) replayed as one CUDA graph per batch shape on a single
+GPU (torch.compile optional), data parallel under torchrun, checkpoints that an interrupted run resumes from.
 
 The maths do not depend on the hardware: `batch_size` is the global batch, split evenly over the
 processes; the loss is normalised by the global number of labelled sentences, so 1 or N processes
@@ -14,6 +15,7 @@ import random
 import shutil
 import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -38,6 +40,7 @@ class TrainConfig:
     seed: int = 42
     precision: str = "auto"         # auto: bf16 autocast where the GPU supports it, else fp32
     compile: str = "false"          # true | reduce-overhead (CUDA graphs) | auto (true on CUDA); see README
+    cuda_graphs: str = "false"      # auto: one graph per batch shape on a single CUDA GPU, context none | true
     fused_optimizer: bool = True    # fused AdamW kernels on CUDA
     pad_multiple: int = 16          # pad each batch to a multiple of this: a few fixed shapes
     group_by_length: bool = True    # batches of similar lengths (shuffled in chunks of 50 batches)
@@ -120,6 +123,8 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        for group in optimizer.param_groups:  # a run with CUDA graphs saves lr as a tensor; make_step decides anew
+            group["lr"], group["capturable"] = float(group["lr"]), False
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         torch.set_rng_state(saved["rng"])
@@ -156,7 +161,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
                 value = loss_acc.item()
                 state["loss_sum"] += value
                 if on_log and rank == 0:
-                    on_log({"train_loss_step": value / acc_steps, "learning_rate": scheduler.get_last_lr()[0]},
+                    on_log({"train_loss_step": value / acc_steps, "learning_rate": float(scheduler.get_last_lr()[0])},
                            state["step"])
                 if bar is not None:
                     bar.set_postfix(loss=f"{value / acc_steps:.4f}")
@@ -211,25 +216,148 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
     if config.compile in ("true", "reduce-overhead") or (config.compile == "auto" and device.type == "cuda"):
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         net = torch.compile(net, mode="reduce-overhead" if config.compile == "reduce-overhead" else None)
+    graphs = use_cuda_graphs(config, device, mode, world_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def update(batch: dict, scale) -> torch.Tensor:
+        """Forward, loss × scale, backward, clipping, AdamW: no host-device sync inside."""
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
+                            cache_enabled=not graphs):  # graphs: no cast cache across captures
+            logits = sentence_logits(net, batch, mode)
+        loss = F.cross_entropy(logits.float(), batch["labels"], ignore_index=IGNORE, reduction="sum") * scale
+        loss.backward()
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        return loss.detach()
+
+    if graphs:
+        return graphed_step(update, model, optimizer, scheduler, pad_id, config.pad_multiple, device)
 
     def step(global_batch: list[dict]) -> torch.Tensor:
         labelled = sum(l != IGNORE for e in global_batch for l in e["labels"])
         batch = collate(global_batch[rank::world_size], pad_id, config.pad_multiple, device)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = sentence_logits(net, batch, mode)
         # sum over this process's sentences / global count; DDP averages over processes, so × world_size
-        loss = F.cross_entropy(logits.float(), batch["labels"], ignore_index=IGNORE, reduction="sum")
-        loss = loss * (world_size / max(labelled, 1))
-        loss.backward()
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
+        loss = update(batch, world_size / max(labelled, 1))
         if scheduler is not None:
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
+        return loss
 
     return step
+
+
+def use_cuda_graphs(config: TrainConfig, device: torch.device, mode: str, world_size: int) -> bool:
+    """Graphs need fixed shapes and one process: context none (32 rows × a multiple of pad_multiple), no DDP,
+    not compile's own graphs. `auto` takes them where they can run; `true` says why they cannot."""
+    setting = str(config.cuda_graphs).lower()
+    if setting not in ("auto", "true", "false"):
+        raise ValueError(f"params.yaml train.cuda_graphs: '{config.cuda_graphs}' is not one of auto, true, false")
+    why_not = ("there is no CUDA device" if device.type != "cuda" else
+               "context abstract batches change shape every step" if mode != "none" else
+               "data parallel (torchrun) runs the eager step" if world_size > 1 else
+               "train.compile reduce-overhead makes graphs of its own" if config.compile == "reduce-overhead" else None)
+    if setting == "true" and why_not:
+        print(f"train.cuda_graphs: true, but {why_not}: training without CUDA graphs", flush=True)
+    return setting != "false" and why_not is None
+
+
+def graphed_step(update: Callable, model, optimizer, scheduler, pad_id: int, multiple: int, device: torch.device,
+                 max_graphs: int = 32) -> Callable[[list[dict]], torch.Tensor]:
+    """The step as CUDA graphs, one per batch shape (rows, padded length), captured the first time a shape
+    comes; a replay launches the whole step at once, so the GPU never waits for Python.
+
+    Before a capture the step runs twice eagerly (cuBLAS, AdamW state), then model and optimizer are put
+    back exactly as they were: capturing never changes the weights. Gradients stay allocated (zeroed inside
+    the graph), the learning rate is a device tensor the scheduler fills, the loss scale (1 / labelled
+    sentences) is computed on the device. All graphs share one memory pool; each replay's loss is consumed
+    (added to the running loss) before the next replay, so sharing is safe. A shape past `max_graphs`
+    runs the same step eagerly.
+    """
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+        group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
+    pool = torch.cuda.graph_pool_handle()
+
+    def body(batch: dict) -> torch.Tensor:
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            torch._foreach_zero_(grads)
+        scale = 1.0 / (batch["labels"] != IGNORE).sum().clamp(min=1).float()
+        return update(batch, scale)
+
+    def capture(shape: tuple[int, int]):
+        static = {"input_ids": torch.full(shape, pad_id, dtype=torch.long, device=device),
+                  "attention_mask": torch.ones(shape, dtype=torch.long, device=device),
+                  "labels": torch.zeros(shape[0], dtype=torch.long, device=device)}
+        saved = snapshot(model, optimizer)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*capturable=True.*")
+            for _ in range(2):
+                body(static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, pool=pool):
+                loss = body(static)
+        except RuntimeError as e:  # e.g. a model that syncs with the host inside forward
+            print(f"CUDA graph capture failed ({str(e).splitlines()[0][:200]}); training without graphs", flush=True)
+            restore(model, optimizer, saved)
+            return None
+        restore(model, optimizer, saved)
+        return graph, static, loss
+
+    def step(global_batch: list[dict]) -> torch.Tensor:
+        nonlocal max_graphs
+        batch = collate(global_batch, pad_id, multiple)
+        shape = tuple(batch["input_ids"].shape)
+        if shape not in graphs and len(graphs) < max_graphs:
+            graphs[shape] = capture(shape)
+            if graphs[shape] is None:  # no more captures
+                max_graphs = 0
+        if graphs.get(shape) is not None:
+            graph, static, loss = graphs[shape]
+            for key, value in static.items():
+                value.copy_(batch[key].pin_memory(), non_blocking=True)
+            graph.replay()
+        else:
+            loss = body({k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()})
+        if scheduler is not None:
+            scheduler.step()
+        return loss
+
+    step.graphs = graphs  # for tests and benchmarks: the shapes captured so far
+    return step
+
+
+def snapshot(model, optimizer) -> dict:
+    """Copies of the weights and the optimizer's state, to be put back in place by `restore`."""
+    return {"params": [p.detach().clone() for p in model.parameters()],
+            "state": {p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
+                      for p, st in optimizer.state.items()}}
+
+
+def restore(model, optimizer, saved: dict) -> None:
+    """Put weights and optimizer state back into the same tensors (graphs hold their addresses); state
+    created since the snapshot goes back to what AdamW starts from: zeros."""
+    with torch.no_grad():
+        for p, copy in zip(model.parameters(), saved["params"]):
+            p.copy_(copy)
+        for p, st in optimizer.state.items():
+            for k, v in st.items():
+                if not torch.is_tensor(v):
+                    continue
+                if p in saved["state"]:
+                    v.copy_(saved["state"][p][k])
+                else:
+                    v.zero_()
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.zero_()
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:

@@ -60,11 +60,17 @@ def test_killed_mid_epoch_resumes_from_the_checkpoint_to_the_same_result(tokeniz
     assert not (killed / "checkpoints").exists() or not any((killed / "checkpoints").iterdir())  # removed when done
 
 
-def test_two_processes_under_torchrun_see_the_same_samples_and_write_once(tokenized):
+LAUNCHERS = {"torchrun": ["torchrun", "--standalone", "--nproc_per_node", "2"],
+             "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                            "--mixed_precision", "no", "--dynamo_backend", "no"]}  # --multi_gpu: its DDP launcher, here on CPUs
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_two_processes_see_the_same_samples_and_write_once(tokenized, launcher):
     single, ddp = tokenized("single"), tokenized("ddp")
     env = {"MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
     run(["python", "stages/train.py"], single, env)
-    r = run(["torchrun", "--standalone", "--nproc_per_node", "2", "stages/train.py"], ddp, env)
+    r = run([*LAUNCHERS[launcher], "stages/train.py"], ddp, env)
     assert r.stdout.count("train: {") == 1  # only rank 0 reports and writes
     a, b = (json.loads((p / "metrics/train.json").read_text()) for p in (single, ddp))
     assert (b["world_size"], b["per_device_batch_size"], b["global_batch_size"]) == (2, 4, 8)
@@ -89,3 +95,56 @@ def test_data_parallel_step_is_the_single_process_step(tokenized, tiny_bert, tmp
         if name.endswith("attention.self.key.bias"):
             continue  # its true gradient is 0 (softmax ignores it); Adam turns float noise there into steps
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+
+
+def test_capture_warmup_is_undone_exactly(tiny_bert):
+    """Before a CUDA graph is captured the step runs eagerly on dummy inputs; snapshot/restore must leave
+    weights and AdamW state as if that never happened (also when AdamW had no state yet)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from pubmed_rct.training import TrainConfig, make_optimizer, make_step, restore, snapshot
+
+    config = TrainConfig(learning_rate=5e-3, batch_size=4)
+    batches = [[{"input_ids": [2, 5 + i, 6 + j, 3], "positions": [0], "labels": [i % 3], "rows": [0]} for i in range(4)]
+               for j in range(6)]
+
+    def trained(warm_up_before: set[int]):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            tiny_bert, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        optimizer = make_optimizer(model, config, torch.device("cpu"))
+        step = make_step(model, optimizer, None, config, "none", 0, torch.device("cpu"), None)
+        for number, batch in enumerate(batches):
+            if number in warm_up_before:
+                saved = snapshot(model, optimizer)
+                step(batches[-1])
+                step(batches[0])
+                restore(model, optimizer, saved)
+            step(batch)
+        return model.state_dict(), optimizer.state_dict()["state"]
+
+    plain, plain_state = trained(set())
+    warmed, warmed_state = trained({0, 3})  # before any state exists, and mid-training
+    for name in plain:
+        torch.testing.assert_close(warmed[name], plain[name], rtol=0, atol=0)
+    for index in plain_state:
+        for key in plain_state[index]:
+            torch.testing.assert_close(warmed_state[index][key], plain_state[index][key], rtol=0, atol=0)
+
+
+def test_cuda_graphs_only_where_they_can_run(capsys):
+    import torch
+    from pubmed_rct.training import TrainConfig, use_cuda_graphs
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    auto = TrainConfig(cuda_graphs="auto")
+    assert use_cuda_graphs(auto, cuda, "none", 1)
+    assert not use_cuda_graphs(TrainConfig(), cuda, "none", 1)  # off by default
+    assert not use_cuda_graphs(auto, cpu, "none", 1)
+    assert not use_cuda_graphs(auto, cuda, "abstract", 1)
+    assert not use_cuda_graphs(auto, cuda, "none", 2)
+    assert not use_cuda_graphs(TrainConfig(cuda_graphs="auto", compile="reduce-overhead"), cuda, "none", 1)
+    assert capsys.readouterr().out == ""  # auto falls back quietly
+    assert not use_cuda_graphs(TrainConfig(cuda_graphs="true"), cuda, "abstract", 1)
+    assert "context abstract batches change shape every step" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="train.cuda_graphs: 'yes' is not one of auto, true, false"):
+        use_cuda_graphs(TrainConfig(cuda_graphs="yes"), cpu, "none", 1)
