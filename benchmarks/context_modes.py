@@ -5,6 +5,10 @@ so a GPU machine without DVC or MLflow can run it:
 
   python benchmarks/context_modes.py --model MODEL_DIR --data ../shared/data/nicta-piboso \
       --modes none abstract --seeds 1 2 3 --lr 5e-5
+
+Training quality of the fast step against the seed's way (context none, same data, model and seeds):
+  ... --modes none --engine trainer         # the Hugging Face Trainer, defaults, pre-padded to max_length
+  ... --modes none --cuda-graphs true       # the project's step as CUDA graphs (GPU)
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import transformers
 
@@ -26,6 +31,7 @@ from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.sampling import downsample
 from pubmed_rct.training import TrainConfig, train
+from train_throughput import trainer_rows
 
 
 def encode(tok, rows, mode, labels, max_length, ctx, in_loss=None):
@@ -40,10 +46,14 @@ def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
     test_ex = encode(tok, splits["test"], mode, labels, args.max_length, args.context_max_length)
     transformers.set_seed(seed)
     model = build_model(args.model, labels, mode)
-    config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
-                         compile=args.compile, precision=args.precision, log_every_steps=10 ** 9)
     start = time.perf_counter()
-    result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
+    if args.engine == "trainer":
+        result = train_with_trainer(model, train_ex, args, tok.pad_token_id, seed)
+    else:
+        config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
+                             compile=args.compile, precision=args.precision, cuda_graphs=args.cuda_graphs,
+                             log_every_steps=10 ** 9)
+        result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     rows, probs = predict_proba(model, test_ex, mode, tok.pad_token_id, 256)
@@ -53,6 +63,20 @@ def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
     s = scores(y_true, probs[order].argmax(-1).tolist(), labels, "test")
     return {"mode": mode, "seed": seed, **s, "train_s": round(train_s, 2), "predict_s": round(predict_s, 3),
             "train_steps": result["train_steps"], "train_samples_per_second": result["train_samples_per_second"]}
+
+
+def train_with_trainer(model, examples: list[dict], args, pad_id: int, seed: int) -> dict:
+    """The seed's way: the Hugging Face Trainer with its defaults (fp32), inputs pre-padded to max_length."""
+    import tempfile
+
+    import torch
+    from transformers import Trainer, TrainingArguments
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
+                                  num_train_epochs=args.epochs, seed=seed, report_to=[], save_strategy="no",
+                                  logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available())
+        out = Trainer(model=model, args=targs, train_dataset=trainer_rows(examples, args.max_length, pad_id)).train()
+    return {"train_steps": out.global_step, "train_samples_per_second": out.metrics["train_samples_per_second"]}
 
 
 def main() -> None:
@@ -68,6 +92,9 @@ def main() -> None:
     ap.add_argument("--context-max-length", type=int, default=512)
     ap.add_argument("--downsample", action="store_true")
     ap.add_argument("--compile", default="false")
+    ap.add_argument("--cuda-graphs", default="false", help="train.cuda_graphs: false | auto | true")
+    ap.add_argument("--engine", choices=("project", "trainer"), default="project",
+                    help="trainer: the Hugging Face Trainer with defaults (context none only)")
     ap.add_argument("--precision", default="auto", help="auto: bf16 autocast on GPU, fp32 on CPU | bf16 | fp32")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N abstracts of each split (smoke test)")
     ap.add_argument("--json", help="also write every run here")
@@ -77,6 +104,8 @@ def main() -> None:
     if args.limit:
         splits = {k: [r for r in v if r["abstract_id"] in {x["abstract_id"] for x in v[: args.limit * 12]}]
                   for k, v in splits.items()}
+    if args.engine == "trainer" and args.modes != ["none"]:
+        ap.error("--engine trainer trains single sentences: use --modes none")
     labels = label_set(splits)
     tok = load_tokenizer(args.model)
     runs = []
@@ -87,7 +116,7 @@ def main() -> None:
             print(f"{mode:9s} seed {seed}: test micro {r['test_micro_f1']:.4f} macro {r['test_macro_f1']:.4f} "
                   f"train {r['train_s']:.1f}s predict {r['predict_s']:.2f}s", flush=True)
     keys = ["test_micro_f1", "test_macro_f1"] + [f"test_f1_{l.replace(' ', '_')}" for l in labels] + ["train_s", "predict_s"]
-    print(f"\nlr {args.lr}, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}"
+    print(f"\n{args.engine}, lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}"
           f"{', downsampled' if args.downsample else ''}: mean ± sd")
     print(f"| {'metric':28s} | " + " | ".join(f"{m:>17s}" for m in args.modes) + " |")
     for k in keys:

@@ -7,6 +7,10 @@ Prints samples/s, real tokens/s, ms/step, speedup and MFU against a matmul rate 
 
   python benchmarks/train_throughput.py                         # CPU: a small BERT, few steps
   python benchmarks/train_throughput.py --shape bert-base --steps 200 --warmup 30   # GPU: SciBERT's shape
+  ... --check 30    # also: do the CUDA-graph step and the eager step train alike? (GPU; dropout off)
+
+Before timing, each variant takes one batch of every shape the timed steps will meet (captures, compiles),
+then --warmup steps.
 """
 from __future__ import annotations
 
@@ -30,13 +34,17 @@ SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention
           "small": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)}
 # one at a time, each adding to the one before
 VARIANTS = [
-    ("project step, fp32, pad per batch", dict(precision="fp32", group_by_length=False, fused_optimizer=False, compile="false")),
+    ("project step, fp32, pad per batch", dict(precision="fp32", group_by_length=False, fused_optimizer=False,
+                                               compile="false", cuda_graphs="false")),
     ("+ bf16 autocast", dict(precision="bf16")),
     ("+ length-grouped batches", dict(group_by_length=True)),
     ("+ fused AdamW", dict(fused_optimizer=True)),
-    ("+ torch.compile", dict(compile="true")),
-    ("+ CUDA graphs (compile reduce-overhead)", dict(compile="reduce-overhead")),
+    ("+ CUDA graph of the whole step", dict(cuda_graphs="true")),
+    ("+ torch.compile inside the graphs", dict(compile="true")),
+    ("compile reduce-overhead instead of step graphs", dict(compile="reduce-overhead", cuda_graphs="false")),
 ]
+CUDA_ONLY = ("+ CUDA graph of the whole step", "+ torch.compile inside the graphs",
+             "compile reduce-overhead instead of step graphs")
 
 
 def matmul_rate(device: torch.device) -> float:
@@ -58,10 +66,12 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def make_model(shape: str, vocab: int, labels: int, device):
+def make_model(shape: str, vocab: int, labels: int, device, dropout: float = 0.1):
     from transformers import BertConfig, BertForSequenceClassification
     torch.manual_seed(0)
-    return BertForSequenceClassification(BertConfig(vocab_size=vocab, num_labels=labels, **SHAPES[shape])).to(device)
+    config = BertConfig(vocab_size=vocab, num_labels=labels, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout, **SHAPES[shape])
+    return BertForSequenceClassification(config).to(device)
 
 
 def flops_per_token(model, seq: float) -> float:
@@ -71,13 +81,17 @@ def flops_per_token(model, seq: float) -> float:
     return 6 * params + 12 * c.num_hidden_layers * c.hidden_size * seq
 
 
+def trainer_rows(examples: list[dict], max_length: int, pad_id: int) -> list[dict]:
+    """Sentences as the seed fed the Trainer: pre-padded to max_length, one label each (context none)."""
+    return [{"input_ids": e["input_ids"] + [pad_id] * (max_length - len(e["input_ids"])),
+             "attention_mask": [1] * len(e["input_ids"]) + [0] * (max_length - len(e["input_ids"])),
+             "labels": e["labels"][0]} for e in examples]
+
+
 def run_reference(model, examples, args, device) -> float:
     """Seconds per step of the Trainer with defaults, inputs pre-padded to max_length."""
     from transformers import Trainer, TrainerCallback, TrainingArguments
-    pad = 0
-    rows = [{"input_ids": e["input_ids"] + [pad] * (args.max_length - len(e["input_ids"])),
-             "attention_mask": [1] * len(e["input_ids"]) + [0] * (args.max_length - len(e["input_ids"])),
-             "labels": e["labels"][0]} for e in examples]
+    rows = trainer_rows(examples, args.max_length, pad_id=0)
     marks = {}
 
     class Clock(TrainerCallback):
@@ -94,22 +108,49 @@ def run_reference(model, examples, args, device) -> float:
     return (marks[args.warmup + args.steps] - marks[args.warmup]) / args.steps
 
 
-def run_project(model, examples, config: TrainConfig, args, device) -> float:
+def project_steps(model, examples, config: TrainConfig, steps: int, device, warmup: int = 0, first_shapes=True):
+    """Run the project's step on `steps` batches after `warmup` (and one batch of each shape first);
+    returns (seconds per timed step, losses)."""
     _, dtype = device_and_dtype(config.precision)
     if config.precision == "fp32":
         dtype = None
     optimizer = make_optimizer(model, config, device)
     step = make_step(model, optimizer, None, config, "none", 0, device, dtype)
     batches = epoch_batches([len(e["input_ids"]) for e in examples], 32, 0, 0, config.group_by_length)
-    batches = (batches * (1 + (args.warmup + args.steps) // len(batches)))[: args.warmup + args.steps]
+    batches = (batches * (1 + (warmup + steps) // len(batches)))[: warmup + steps]
+    firsts = {}
+    for b in batches if first_shapes else []:
+        longest = max(len(examples[j]["input_ids"]) for j in b)
+        firsts.setdefault((len(b), -(-longest // config.pad_multiple)), b)
+    schedule = list(firsts.values()) + batches
     model.train()
-    for i, b in enumerate(batches):
-        if i == args.warmup:
+    losses = []
+    for i, b in enumerate(schedule):
+        if i == len(firsts) + warmup:
             sync(device)
             start = time.perf_counter()
-        step([examples[j] for j in b])
+        losses.append(step([examples[j] for j in b]))
     sync(device)
-    return (time.perf_counter() - start) / args.steps
+    return (time.perf_counter() - start) / steps, [float(l) for l in losses]
+
+
+def check_graphs(examples, args, labels: int, device) -> None:
+    """Same model, batches and seed, dropout off: the graphed step must train as the eager step does."""
+    results = {}
+    for graphs in ("false", "true"):
+        torch.manual_seed(0)
+        model = make_model(args.shape, args.vocab, labels, device, dropout=0.0)
+        config = TrainConfig(seed=0, precision="bf16", cuda_graphs=graphs)
+        _, losses = project_steps(model, examples, config, args.check, device, first_shapes=False)
+        results[graphs] = (losses, [p.detach().float().clone() for p in model.parameters()])
+    (eager, pe), (graphed, pg) = results["false"], results["true"]
+    diff = max((a - b).abs().max().item() for a, b in zip(pe, pg))
+    scale = max(a.abs().max().item() for a in pe)
+    note = "" if device.type == "cuda" else " (no CUDA device: both runs eager)"
+    print(f"graph check{note}, {args.check} steps, bf16, dropout off: loss eager {eager[0]:.4f} -> {eager[-1]:.4f}, "
+          f"graphed {graphed[0]:.4f} -> {graphed[-1]:.4f}; max |loss diff| "
+          f"{max(abs(a - b) for a, b in zip(eager, graphed)):.2e}; max |weight diff| {diff:.2e} (weights up to {scale:.2f})",
+          flush=True)
 
 
 def main() -> None:
@@ -122,6 +163,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--skip", nargs="*", default=[], help="variant numbers to skip (1-based)")
+    ap.add_argument("--check", type=int, default=0, help="compare graphed and eager training over this many steps")
     ap.add_argument("--json", help="also write the table here")
     ap.add_argument("--tmp", default="/tmp")
     args = ap.parse_args()
@@ -161,14 +203,16 @@ def main() -> None:
     config = TrainConfig(seed=0)
     for number, (label, change) in enumerate(VARIANTS, 1):
         config = replace(config, **change)
-        if str(number) in args.skip or (device.type != "cuda" and config.compile == "reduce-overhead"):
+        if str(number) in args.skip or (device.type != "cuda" and label in CUDA_ONLY):
             continue
         try:
             model = make_model(args.shape, args.vocab, len(label_id), device)
-            report(label, run_project(model, examples, config, args, device), model)
+            report(label, project_steps(model, examples, config, args.steps, device, args.warmup)[0], model)
         except Exception as e:  # noqa: BLE001 - one variant failing must not lose the others' figures
             print(f"{label:45s} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
         torch._dynamo.reset()
+    if args.check:
+        check_graphs(examples, args, len(label_id), device)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "matmul_tflops": rate / 1e12, "rows": results}, indent=2))
 

@@ -1,0 +1,41 @@
+"""The benchmarks run (tiny sizes, fixture corpus, tiny BERT): a GPU session gets one try at them."""
+import json
+
+from conftest import CORPUS, ROOT, run
+
+
+def test_train_throughput_prints_every_cpu_row(tiny_bert, tmp_path):
+    out = tmp_path / "rows.json"
+    vocab = json.loads((tiny_bert / "config.json").read_text())["vocab_size"]
+    r = run(["python", "benchmarks/train_throughput.py", "--tokenizer", str(tiny_bert), "--data",
+             str(CORPUS / "train.txt"), "--steps", "3", "--warmup", "1", "--vocab", str(vocab), "--tmp", str(tmp_path),
+             "--check", "4", "--json", str(out)], ROOT, timeout=600)
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["variant"] for row in rows] == [
+        "Trainer defaults (fp32, padded to max_length)", "project step, fp32, pad per batch", "+ bf16 autocast",
+        "+ length-grouped batches", "+ fused AdamW"]  # the graph and compile rows are CUDA only
+    assert rows[0]["speedup"] == 1.0 and all(row["samples_per_s"] > 0 and row["mfu"] > 0 for row in rows)
+    assert "failed" not in r.stdout
+    check = next(line for line in r.stdout.splitlines() if line.startswith("graph check"))
+    assert "no CUDA device: both runs eager" in check and "max |loss diff| 0.00e+00" in check
+
+
+def test_context_modes_trains_with_the_trainer_and_the_project_step(tiny_bert, tmp_path):
+    for engine in ("trainer", "project"):
+        out = tmp_path / f"{engine}.json"
+        run(["python", "benchmarks/context_modes.py", "--model", str(tiny_bert), "--data", str(CORPUS),
+             "--modes", "none", "--seeds", "1", "--epochs", "1", "--lr", "1e-3", "--engine", engine,
+             "--json", str(out)], ROOT, timeout=600)
+        (result,) = json.loads(out.read_text())
+        assert result["train_steps"] > 0 and 0 <= result["test_micro_f1"] <= 1
+    r = run(["python", "benchmarks/context_modes.py", "--model", str(tiny_bert), "--data", str(CORPUS),
+             "--modes", "abstract", "--engine", "trainer"], ROOT, check=False)
+    assert r.returncode == 2 and "--engine trainer trains single sentences: use --modes none" in r.stderr
+
+
+def test_tokenize_speed_times_each_step(tiny_bert):
+    r = run(["python", "benchmarks/tokenize_speed.py", "--tokenizer", str(tiny_bert), "--data",
+             str(CORPUS / "train.txt"), "--sentences", "3000", "--reference", "1000"], ROOT, timeout=300)
+    for step in ("reference: tokenizer(texts), first 1,000", "tokenize_sentences", "build_examples",
+                 "Arrow table + Parquet", "all of the above"):
+        assert step in r.stdout
