@@ -12,7 +12,6 @@ Context modes:
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import itertools
 from typing import Iterator, Sequence
@@ -50,10 +49,11 @@ def tokenize_sentences(tokenizer, texts: Sequence[str], batch_size: int = 20_000
     than `tokenizer(texts)`, same ids); a slow tokenizer takes the ordinary call.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and (backend.truncation is not None or backend.padding is not None):
-        backend = copy.deepcopy(backend)  # a tokenizer.json may carry them; ids here are never cut or padded
-        backend.no_truncation()
-        backend.no_padding()
+    if backend is not None:  # a tokenizer.json may carry truncation/padding (MiniLM's: 128); transformers'
+        if backend.truncation is not None:  # own call switches them off the same way, in place
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
     encode = getattr(backend, "encode_batch_fast", None) or getattr(backend, "encode_batch", None)
     ids: list[list[int]] = []
     with gc_paused():

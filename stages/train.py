@@ -32,7 +32,7 @@ DEPS = ["data/tokenized", "data/prepared"]
 def main() -> None:
     p = section(load_params(), "seed", "model", "context", "max_length", "use_downsampling", "data", "tokenize",
                 "train", "tracking")
-    rank, _ = world()
+    rank, world_size = world()
     casts = {f.name: type(f.default) for f in fields(TrainConfig)}
     config = TrainConfig(**{k: casts[k](v) if casts[k] is not bool else bool(v)
                             for k, v in p["train"].items() if k in casts}, seed=int(p["seed"]))
@@ -41,7 +41,10 @@ def main() -> None:
     mode, labels = p["context"], read_labels(LABELS)
     logged = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
               "use_downsampling": p["use_downsampling"], "data_source": p["data"]["source"],
-              "context_max_length": p["tokenize"]["context_max_length"], **vars(config)}
+              "context_max_length": p["tokenize"]["context_max_length"], **vars(config),
+              # data parallel: batch_size is the global batch, so the learning rate stays as set for any world size
+              "world_size": world_size, "per_device_batch_size": config.batch_size // max(world_size, 1),
+              "global_batch_size": config.batch_size, "learning_rate_rule": "unchanged (global batch)"}
 
     run_id, uri = None, tracking.tracking_uri()
     if rank == 0:

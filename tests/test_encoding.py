@@ -81,7 +81,6 @@ def test_direct_tokenizer_call_gives_the_transformers_ids(tiny_bert):
     tok.backend_tokenizer.enable_truncation(2)
     tok.backend_tokenizer.enable_padding(length=12)
     assert tokenize_sentences(tok, texts) == expected
-    assert tok.backend_tokenizer.truncation is not None  # the caller's tokenizer is left as it was
 
 
 def test_examples_table_equals_arrow_of_the_lists():

@@ -30,6 +30,8 @@ def test_experiment_run_holds_params_metrics_lineage_artifacts_and_model(tracked
     assert r.info.status == "FINISHED"
     assert PARAMS <= set(r.data.params) and r.data.params["use_downsampling"] == "True"
     assert r.data.params["learning_rate"] == "0.005" and r.data.params["batch_size"] == "8"
+    assert (r.data.params["world_size"], r.data.params["per_device_batch_size"], r.data.params["global_batch_size"],
+            r.data.params["learning_rate_rule"]) == ("1", "8", "8", "unchanged (global batch)")
     assert METRICS <= set(r.data.metrics)
     ev = json.loads((p / "metrics/eval.json").read_text())
     assert r.data.metrics["test_micro_f1"] == pytest.approx(ev["test_micro_f1"])
