@@ -52,7 +52,7 @@ def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
     else:
         config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
                              compile=args.compile, precision=args.precision, cuda_graphs=args.cuda_graphs,
-                             log_every_steps=10 ** 9)
+                             group_by_length=not args.no_group_by_length, log_every_steps=10 ** 9)
         result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--downsample", action="store_true")
     ap.add_argument("--compile", default="false")
     ap.add_argument("--cuda-graphs", default="false", help="train.cuda_graphs: false | auto | true")
+    ap.add_argument("--no-group-by-length", action="store_true", help="train.group_by_length: false")
     ap.add_argument("--engine", choices=("project", "trainer"), default="project",
                     help="trainer: the Hugging Face Trainer with defaults (context none only)")
     ap.add_argument("--precision", default="auto", help="auto: bf16 autocast on GPU, fp32 on CPU | bf16 | fp32")

@@ -183,6 +183,8 @@ def main() -> None:
     print(f"device: {name}; matmul {rate / 1e12:.1f} TFLOP/s; model {args.shape}; {len(examples)} sentences, "
           f"mean {mean_len:.1f} tokens; batch 32; {args.steps} timed steps after {args.warmup}", flush=True)
 
+    if args.check:  # first: a timeout in the slow compile rows must not lose it
+        check_graphs(examples, args, len(label_id), device)
     results = []
 
     def report(label: str, seconds: float, model) -> None:
@@ -211,8 +213,6 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - one variant failing must not lose the others' figures
             print(f"{label:45s} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
         torch._dynamo.reset()
-    if args.check:
-        check_graphs(examples, args, len(label_id), device)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "matmul_tflops": rate / 1e12, "rows": results}, indent=2))
 
