@@ -232,7 +232,7 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
         return loss.detach()
 
     if graphs:
-        return graphed_step(update, model, optimizer, scheduler, pad_id, config.pad_multiple, device)
+        return graphed_step(update, model, params, optimizer, scheduler, pad_id, config.pad_multiple, device)
 
     def step(global_batch: list[dict]) -> torch.Tensor:
         labelled = sum(l != IGNORE for e in global_batch for l in e["labels"])
@@ -262,22 +262,21 @@ def use_cuda_graphs(config: TrainConfig, device: torch.device, mode: str, world_
     return setting != "false" and why_not is None
 
 
-def graphed_step(update: Callable, model, optimizer, scheduler, pad_id: int, multiple: int, device: torch.device,
-                 max_graphs: int = 32) -> Callable[[list[dict]], torch.Tensor]:
+def graphed_step(update: Callable, model, params: list, optimizer, scheduler, pad_id: int, multiple: int,
+                 device: torch.device, max_graphs: int = 32) -> Callable[[list[dict]], torch.Tensor]:
     """The step as CUDA graphs, one per batch shape (rows, padded length), captured the first time a shape
     comes; a replay launches the whole step at once, so the GPU never waits for Python.
 
     Before a capture the step runs twice eagerly (cuBLAS, AdamW state), then model and optimizer are put
     back exactly as they were: capturing never changes the weights. Gradients stay allocated (zeroed inside
     the graph), the learning rate is a device tensor the scheduler fills, the loss scale (1 / labelled
-    sentences) is computed on the device. All graphs share one memory pool; each replay's loss is consumed
-    (added to the running loss) before the next replay, so sharing is safe. A shape past `max_graphs`
-    runs the same step eagerly.
+    sentences) is computed on the device. All graphs share one memory pool; a replay's loss is copied out
+    before the next replay can overwrite it, so sharing is safe and callers may keep the losses. A shape
+    past `max_graphs` runs the same step eagerly.
     """
     for group in optimizer.param_groups:
         group["capturable"] = True
         group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
-    params = [p for p in model.parameters() if p.requires_grad]
     graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
     pool = torch.cuda.graph_pool_handle()
 
@@ -324,6 +323,7 @@ def graphed_step(update: Callable, model, optimizer, scheduler, pad_id: int, mul
             for key, value in static.items():
                 value.copy_(batch[key].pin_memory(), non_blocking=True)
             graph.replay()
+            loss = loss.clone()  # the graph's output buffer: the next replay writes over it
         else:
             loss = body({k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()})
         if scheduler is not None:
