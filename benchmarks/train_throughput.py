@@ -6,6 +6,7 @@ Side by side in one process, on the same real abstract sentences and the same mo
 Prints samples/s, real tokens/s, ms/step, speedup and MFU against a matmul rate measured here.
 
   python benchmarks/train_throughput.py                         # CPU: a small BERT, few steps
+  python benchmarks/train_throughput.py --shape minilm --steps 20   # CPU: all-MiniLM-L6-v2's shape
   python benchmarks/train_throughput.py --shape bert-base --steps 200 --warmup 30   # GPU: SciBERT's shape
   ... --check 30    # also: do the CUDA-graph step and the eager step train alike? (GPU; dropout off)
 
@@ -31,6 +32,7 @@ from pubmed_rct.model import device_and_dtype
 from pubmed_rct.training import TrainConfig, epoch_batches, make_optimizer, make_step
 
 SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+          "minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
           "small": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)}
 # one at a time, each adding to the one before
 VARIANTS = [

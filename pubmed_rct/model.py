@@ -88,10 +88,20 @@ def inference_dtype(device: torch.device, dtype: torch.dtype | None, precision: 
 
 def sentence_logits(model, batch: dict, mode: str) -> torch.Tensor:
     """Logits of every classified sentence in the batch, in the order of batch['labels']."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=attention_mask(model, batch["attention_mask"])).logits
     if mode == "none":
         return logits
     return logits[batch["pos_batch"], batch["pos_token"]]
+
+
+def attention_mask(model, mask: torch.Tensor) -> torch.Tensor:
+    """The padding mask as SDPA attention takes it, (batch, 1, 1, length) booleans, where the model uses SDPA
+    (BERT's default). Given the 2D mask, transformers first asks whether any token is padding, to drop the mask:
+    on a GPU that question waits for the GPU, every forward. Built here, nothing waits; same logits."""
+    config = getattr(getattr(model, "module", model), "config", None)  # DDP keeps the model in .module
+    if getattr(config, "_attn_implementation", None) == "sdpa":
+        return mask[:, None, None, :].bool()
+    return mask
 
 
 def collate(examples: list[dict], pad_id: int, multiple: int, device: torch.device | None = None) -> dict:

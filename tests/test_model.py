@@ -1,5 +1,6 @@
 """Inference batches: sentences counted as in training, every sentence classified once, any batch size alike."""
 import numpy as np
+import pytest
 import torch
 
 from pubmed_rct.encoding import build_examples
@@ -35,3 +36,40 @@ def test_probabilities_do_not_depend_on_the_batch(tmp_path):
     rows2, p2 = predict_proba(model, examples, "abstract", 0, batch_size=256, precision="fp32")
     assert sorted(rows1.tolist()) == list(range(21)) and sorted(rows2.tolist()) == list(range(21))
     np.testing.assert_allclose(p1[rows1.argsort()], p2[rows2.argsort()], atol=1e-5)
+
+
+def test_the_forward_never_asks_whether_a_batch_has_padding(monkeypatch):
+    """transformers' check of a 2D mask (`padding_mask.all()`) waits for the GPU every forward; the project
+    hands SDPA its 4D mask instead, with the same logits, also through a DDP-style wrapper."""
+    import transformers.masking_utils as masking
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from pubmed_rct.model import collate, sentence_logits
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2,
+                                                     num_attention_heads=2, intermediate_size=64, num_labels=5)).eval()
+    assert model.config._attn_implementation == "sdpa"
+    examples = [{"input_ids": [2] + list(range(5, 5 + n)) + [3], "positions": [0], "labels": [n % 5], "rows": [n]}
+                for n in (3, 9, 20)]
+    batch = collate(examples, 0, 16, torch.device("cpu"))
+    assert batch["attention_mask"].shape == (3, 32) and not batch["attention_mask"].all()
+    with torch.no_grad():
+        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+    class Wrapper(torch.nn.Module):  # as DistributedDataParallel: the model in .module, no .config
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, **kw):
+            return self.module(**kw)
+
+    def ask(*a, **kw):
+        raise AssertionError("transformers inspected the padding mask's values")
+
+    monkeypatch.setattr(masking, "_ignore_bidirectional_mask_sdpa", ask)
+    with torch.no_grad():
+        for net in (model, Wrapper(model)):
+            torch.testing.assert_close(sentence_logits(net, batch, "none"), reference, rtol=0, atol=0)
+        with pytest.raises(AssertionError, match="inspected"):  # the check is real: a 2D mask meets it
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
