@@ -19,6 +19,8 @@ import argparse
 import json
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import torch
 
 from pubmed_rct.abstracts import read_text_file
 from pubmed_rct.encoding import build_examples, tokenize_sentences
-from pubmed_rct.model import device_and_dtype
+from pubmed_rct.model import cpu_has_bf16, device_and_dtype, padded_width
 from pubmed_rct.training import TrainConfig, epoch_batches, make_optimizer, make_step
 
 SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -49,9 +51,10 @@ CUDA_ONLY = ("+ CUDA graph of the whole step", "+ torch.compile inside the graph
              "compile reduce-overhead instead of step graphs")
 
 
-def matmul_rate(device: torch.device) -> float:
-    """Dense matmul FLOP/s measured here (bf16 on GPU, fp32 on CPU)."""
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+def matmul_rate(device: torch.device) -> tuple[float, str]:
+    """(dense matmul FLOP/s measured here, its dtype): bf16 on GPU and on CPUs with bf16 instructions, else fp32."""
+    n = 8192 if device.type == "cuda" else 1024
+    dtype = torch.bfloat16 if device.type == "cuda" or cpu_has_bf16() else torch.float32
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
@@ -60,7 +63,7 @@ def matmul_rate(device: torch.device) -> float:
     for _ in range(reps):
         a @ b
     sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - start)
+    return 2 * n ** 3 * reps / (time.perf_counter() - start), str(dtype).removeprefix("torch.")
 
 
 def sync(device):
@@ -110,9 +113,26 @@ def run_reference(model, examples, args, device) -> float:
     return (marks[args.warmup + args.steps] - marks[args.warmup]) / args.steps
 
 
-def project_steps(model, examples, config: TrainConfig, steps: int, device, warmup: int = 0, first_shapes=True):
+@contextmanager
+def host_waits(device, caught: list | None):
+    """Record where the host waits for the GPU (torch's sync debug mode) into `caught`; CUDA only."""
+    if caught is None or device.type != "cuda":
+        yield
+        return
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    caught.extend(f"{Path(w.filename).name}:{w.lineno}" for w in seen if "synchroniz" in str(w.message))
+
+
+def project_steps(model, examples, config: TrainConfig, steps: int, device, warmup: int = 0, first_shapes=True,
+                  waits: list | None = None):
     """Run the project's step on `steps` batches after `warmup` (and one batch of each shape first);
-    returns (seconds per timed step, losses)."""
+    returns (seconds per timed step, losses). With `waits`, also where the steps made the host wait (CUDA)."""
     _, dtype = device_and_dtype(config.precision)
     if config.precision == "fp32":
         dtype = None
@@ -122,8 +142,7 @@ def project_steps(model, examples, config: TrainConfig, steps: int, device, warm
     batches = (batches * (1 + (warmup + steps) // len(batches)))[: warmup + steps]
     firsts = {}
     for b in batches if first_shapes else []:
-        longest = max(len(examples[j]["input_ids"]) for j in b)
-        firsts.setdefault((len(b), -(-longest // config.pad_multiple)), b)
+        firsts.setdefault((len(b), padded_width([examples[j] for j in b], config.pad_multiple)), b)
     schedule = list(firsts.values()) + batches
     model.train()
     losses = []
@@ -131,19 +150,20 @@ def project_steps(model, examples, config: TrainConfig, steps: int, device, warm
         if i == len(firsts) + warmup:
             sync(device)
             start = time.perf_counter()
-        losses.append(step([examples[j] for j in b]))
+        with host_waits(device, waits):
+            losses.append(step([examples[j] for j in b]))
     sync(device)
     return (time.perf_counter() - start) / steps, [float(l) for l in losses]
 
 
 def check_graphs(examples, args, labels: int, device) -> None:
     """Same model, batches and seed, dropout off: the graphed step must train as the eager step does."""
-    results = {}
+    results, waits = {}, {"false": [], "true": []}
     for graphs in ("false", "true"):
         torch.manual_seed(0)
         model = make_model(args.shape, args.vocab, labels, device, dropout=0.0)
         config = TrainConfig(seed=0, precision="bf16", cuda_graphs=graphs)
-        _, losses = project_steps(model, examples, config, args.check, device, first_shapes=False)
+        _, losses = project_steps(model, examples, config, args.check, device, first_shapes=False, waits=waits[graphs])
         results[graphs] = (losses, [p.detach().float().clone() for p in model.parameters()])
     (eager, pe), (graphed, pg) = results["false"], results["true"]
     diff = max((a - b).abs().max().item() for a, b in zip(pe, pg))
@@ -153,6 +173,10 @@ def check_graphs(examples, args, labels: int, device) -> None:
           f"graphed {graphed[0]:.4f} -> {graphed[-1]:.4f}; max |loss diff| "
           f"{max(abs(a - b) for a, b in zip(eager, graphed)):.2e}; max |weight diff| {diff:.2e} (weights up to {scale:.2f})",
           flush=True)
+    for graphs, name in (("false", "eager"), ("true", "graphed (captures included)")) if device.type == "cuda" else ():
+        sites = sorted(set(waits[graphs]))
+        print(f"host waited for the GPU in {args.check} {name} steps: {len(waits[graphs])} times"
+              + (f", at {', '.join(sites[:5])}" if sites else ""), flush=True)
 
 
 def main() -> None:
@@ -180,9 +204,9 @@ def main() -> None:
                         tok.sep_token_id, labels=[label_id[r["label"]] for r in rows])
     examples = [dict(zip(ex, v)) for v in zip(*ex.values())]
     mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
-    rate = matmul_rate(device)
+    rate, rate_dtype = matmul_rate(device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; matmul {rate / 1e12:.1f} TFLOP/s; model {args.shape}; {len(examples)} sentences, "
+    print(f"device: {name}; matmul {rate / 1e12:.2f} TFLOP/s {rate_dtype}; model {args.shape}; {len(examples)} sentences, "
           f"mean {mean_len:.1f} tokens; batch 32; {args.steps} timed steps after {args.warmup}", flush=True)
 
     if args.check:  # first: a timeout in the slow compile rows must not lose it
@@ -216,7 +240,8 @@ def main() -> None:
             print(f"{label:45s} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
         torch._dynamo.reset()
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": name, "matmul_tflops": rate / 1e12, "rows": results}, indent=2))
+        Path(args.json).write_text(json.dumps({"device": name, "matmul_tflops": rate / 1e12, "matmul_dtype": rate_dtype,
+                                                  "rows": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -104,10 +104,14 @@ def attention_mask(model, mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+def padded_width(examples: list[dict], multiple: int) -> int:
+    """The batch's longest input, rounded up to a multiple of `multiple`: the batch's shape on the device."""
+    return -(-max(len(e["input_ids"]) for e in examples) // multiple) * multiple
+
+
 def collate(examples: list[dict], pad_id: int, multiple: int, device: torch.device | None = None) -> dict:
     """Pad a batch to the next multiple of `multiple` (a few fixed shapes), flatten classified positions."""
-    longest = max(len(e["input_ids"]) for e in examples)
-    width = -(-longest // multiple) * multiple
+    width = padded_width(examples, multiple)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     pos_batch, pos_token, labels = [], [], []

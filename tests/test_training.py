@@ -148,3 +148,58 @@ def test_cuda_graphs_only_where_they_can_run(capsys):
     assert "context abstract batches change shape every step" in capsys.readouterr().out
     with pytest.raises(ValueError, match="train.cuda_graphs: 'yes' is not one of auto, true, false"):
         use_cuda_graphs(TrainConfig(cuda_graphs="yes"), cpu, "none", 1)
+
+
+def test_train_takes_the_trainers_steps_given_its_batches():
+    """Same initial weights and the same batches (fp32, dropout off): `train` and the Hugging Face Trainer with
+    its defaults end on the same weights and train_loss, so the step changes speed, not the maths."""
+    import random
+    import tempfile
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    from pubmed_rct.training import TrainConfig, train
+
+    def model():
+        torch.manual_seed(0)
+        return BertForSequenceClassification(BertConfig(
+            vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+            num_labels=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+
+    rng = random.Random(0)
+    examples = [{"input_ids": [2] + [rng.randrange(5, 60) for _ in range(rng.randrange(3, 20))] + [3],
+                 "positions": [0], "labels": [rng.randrange(5)], "rows": [i]} for i in range(70)]  # last batch: 6
+    config = TrainConfig(learning_rate=1e-3, num_epochs=2, precision="fp32", group_by_length=False, seed=3)
+    ours = model()
+    result = train(ours, examples, config, "none", 0, progress=False)
+
+    lengths = [len(e["input_ids"]) for e in examples]
+    orders = [[i for b in epoch_batches(lengths, 32, config.seed, epoch, False) for i in b] for epoch in range(2)]
+    epochs = []
+
+    class OurOrder(torch.utils.data.Sampler):
+        def __len__(self):
+            return len(examples)
+
+        def __iter__(self):
+            epochs.append(len(epochs))
+            return iter(orders[epochs[-1]])
+
+    class TrainerInOurOrder(Trainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return OurOrder()
+
+    rows = [{"input_ids": e["input_ids"] + [0] * (24 - len(e["input_ids"])),  # pre-padded, as the seed fed it
+             "attention_mask": [1] * len(e["input_ids"]) + [0] * (24 - len(e["input_ids"])), "labels": e["labels"][0]}
+            for e in examples]
+    theirs = model()
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=32, learning_rate=1e-3, num_train_epochs=2,
+                                 report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True)
+        out = TrainerInOurOrder(model=theirs, args=args, train_dataset=rows).train()
+    assert epochs == [0, 1] and out.global_step == result["train_steps"] == 6
+    assert result["train_loss"] == pytest.approx(out.training_loss, rel=1e-6)
+    moved = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), model().parameters()))
+    differ = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert moved > 1e-3 and differ < 1e-3 * moved  # equal but for float rounding
