@@ -47,6 +47,11 @@ class TrainConfig:
     log_every_steps: int = 50       # host-device sync for the loss only this often
     checkpoint_every_steps: int = 500
 
+    def __post_init__(self):  # YAML reads true/false as booleans: the switches are kept as lower-case words
+        self.compile, self.cuda_graphs = str(self.compile).lower(), str(self.cuda_graphs).lower()
+        if self.cuda_graphs not in ("auto", "true", "false"):
+            raise ValueError(f"params.yaml train.cuda_graphs: '{self.cuda_graphs}' is not one of auto, true, false")
+
 
 def world() -> tuple[int, int]:
     """(rank, world_size), starting the process group under torchrun / accelerate launch."""
@@ -250,16 +255,13 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
 def use_cuda_graphs(config: TrainConfig, device: torch.device, mode: str, world_size: int) -> bool:
     """Graphs need fixed shapes and one process: context none (32 rows × a multiple of pad_multiple), no DDP,
     not compile's own graphs. `auto` takes them where they can run; `true` says why they cannot."""
-    setting = str(config.cuda_graphs).lower()
-    if setting not in ("auto", "true", "false"):
-        raise ValueError(f"params.yaml train.cuda_graphs: '{config.cuda_graphs}' is not one of auto, true, false")
     why_not = ("there is no CUDA device" if device.type != "cuda" else
                "context abstract batches change shape every step" if mode != "none" else
                "data parallel (torchrun) runs the eager step" if world_size > 1 else
                "train.compile reduce-overhead makes graphs of its own" if config.compile == "reduce-overhead" else None)
-    if setting == "true" and why_not:
+    if config.cuda_graphs == "true" and why_not:
         print(f"train.cuda_graphs: true, but {why_not}: training without CUDA graphs", flush=True)
-    return setting != "false" and why_not is None
+    return config.cuda_graphs != "false" and why_not is None
 
 
 def graphed_step(update: Callable, model, params: list, optimizer, scheduler, pad_id: int, multiple: int,

@@ -36,8 +36,6 @@ def main() -> None:
     casts = {f.name: type(f.default) for f in fields(TrainConfig)}
     config = TrainConfig(**{k: casts[k](v) if casts[k] is not bool else bool(v)
                             for k, v in p["train"].items() if k in casts}, seed=int(p["seed"]))
-    config.compile = str(config.compile).lower()
-    config.cuda_graphs = str(config.cuda_graphs).lower()  # YAML reads true/false as booleans
     mode, labels = p["context"], read_labels(LABELS)
     logged = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
               "use_downsampling": p["use_downsampling"], "data_source": p["data"]["source"],

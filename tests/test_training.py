@@ -160,6 +160,7 @@ def test_train_takes_the_trainers_steps_given_its_batches():
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
     from pubmed_rct.training import TrainConfig, train
+    from train_throughput import trainer_rows
 
     def model():
         torch.manual_seed(0)
@@ -190,9 +191,7 @@ def test_train_takes_the_trainers_steps_given_its_batches():
         def _get_train_sampler(self, *args, **kwargs):
             return OurOrder()
 
-    rows = [{"input_ids": e["input_ids"] + [0] * (24 - len(e["input_ids"])),  # pre-padded, as the seed fed it
-             "attention_mask": [1] * len(e["input_ids"]) + [0] * (24 - len(e["input_ids"])), "labels": e["labels"][0]}
-            for e in examples]
+    rows = trainer_rows(examples, 24, pad_id=0)  # pre-padded, as the seed fed it (the benchmarks' reference)
     theirs = model()
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=32, learning_rate=1e-3, num_train_epochs=2,
