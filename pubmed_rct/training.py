@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -51,6 +52,23 @@ class TrainConfig:
         self.compile, self.cuda_graphs = str(self.compile).lower(), str(self.cuda_graphs).lower()
         if self.cuda_graphs not in ("auto", "true", "false"):
             raise ValueError(f"params.yaml train.cuda_graphs: '{self.cuda_graphs}' is not one of auto, true, false")
+
+    @classmethod
+    def from_params(cls, train: dict, seed: int) -> "TrainConfig":
+        """The `train:` section of params.yaml, each value cast to its field's type; an unknown key (a typo
+        such as `learning_rat`) is an error, not silently dropped."""
+        casts = {f.name: type(f.default) for f in fields(cls) if f.name != "seed"}
+        unknown = sorted(set(train) - set(casts))
+        if unknown:
+            raise ValueError(f"params.yaml train: unknown key(s) {', '.join(unknown)}; the known keys are "
+                             f"{', '.join(sorted(casts))}")
+        values = {}
+        for key, value in train.items():
+            try:
+                values[key] = bool(value) if casts[key] is bool else casts[key](value)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"params.yaml train.{key}: {value!r} is not a valid {casts[key].__name__}") from e
+        return cls(**values, seed=int(seed))
 
 
 def world() -> tuple[int, int]:
@@ -118,9 +136,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     plan = [epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length, weights,
                           world_size) for epoch in range(config.num_epochs)]
     total_steps = sum(len(batches) for batches in plan)
-    warmup = int(config.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(warmup, 1) if s < warmup else max(0.0, (total_steps - s) / max(total_steps - warmup, 1)))
+    scheduler = make_scheduler(optimizer, config, total_steps)
 
     state = {"step": 0, "loss_sum": 0.0, "samples": 0, "runtime": 0.0}
     ckpt = checkpoint_dir / "state.pt" if checkpoint_dir else None
@@ -132,7 +148,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
             group["lr"], group["capturable"] = float(group["lr"]), False
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
-        torch.set_rng_state(saved["rng"])
+        restore_rng(saved["rng"], rank, world_size, device)
         if rank == 0:
             print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
 
@@ -176,8 +192,9 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
                 bar.update(1)
             if ckpt and state["step"] % config.checkpoint_every_steps == 0 and not last:
                 state["runtime"] = runtime_before + time.perf_counter() - started
+                rng = rng_states(device, world_size)  # every rank's, gathered on rank 0
                 if rank == 0:
-                    _save_checkpoint(ckpt, model, optimizer, scheduler, state)
+                    _save_checkpoint(ckpt, model, optimizer, scheduler, state, rng)
                 if world_size > 1:
                     dist.barrier()
                 if kill_at and state["step"] >= kill_at:
@@ -210,6 +227,12 @@ def make_optimizer(model, config: TrainConfig, device: torch.device) -> torch.op
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=config.learning_rate, fused=config.fused_optimizer and device.type == "cuda")
+
+
+def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+    """The Trainer's schedule: transformers' linear warmup over ceil(warmup_ratio x steps), then linear decay."""
+    from transformers import get_linear_schedule_with_warmup
+    return get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
 
 
 def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_id: int, device: torch.device,
@@ -362,11 +385,39 @@ def restore(model, optimizer, saved: dict) -> None:
                 p.grad.zero_()
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict) -> None:
+def rng_states(device: torch.device, world_size: int) -> list[dict]:
+    """The random states training draws from (dropout): the CPU generator and, on a GPU, the CUDA generator of
+    this process's device; one entry per rank, gathered to every rank (only rank 0 saves them)."""
+    mine = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        mine["cuda"] = torch.cuda.get_rng_state(device)
+    if world_size == 1:
+        return [mine]
+    states: list = [None] * world_size
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def restore_rng(saved, rank: int, world_size: int, device: torch.device) -> None:
+    """Put this rank's generators back where they were at the checkpoint, so a resumed run draws the same
+    dropout masks as an uninterrupted one. A checkpoint of another world size cannot be matched: said once."""
+    if torch.is_tensor(saved):  # checkpoints written before per-rank states: rank 0's CPU state only
+        saved = [{"cpu": saved}]
+    if len(saved) != world_size:
+        if rank == 0:
+            print(f"checkpoint written by {len(saved)} process(es), resumed by {world_size}: weights and schedule "
+                  "resume exactly, dropout draws do not", flush=True)
+        return
+    torch.set_rng_state(saved[rank]["cpu"])
+    if device.type == "cuda" and "cuda" in saved[rank]:
+        torch.cuda.set_rng_state(saved[rank]["cuda"], device)
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": torch.get_rng_state()}, tmp)
+                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng}, tmp)
     os.replace(tmp, path)
 
 

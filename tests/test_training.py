@@ -3,6 +3,7 @@ import json
 import signal
 
 import pytest
+import torch
 
 from conftest import make_project, run
 from pubmed_rct.training import epoch_batches
@@ -202,3 +203,55 @@ def test_train_takes_the_trainers_steps_given_its_batches():
     moved = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), model().parameters()))
     differ = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), theirs.parameters()))
     assert moved > 1e-3 and differ < 1e-3 * moved  # equal but for float rounding
+
+
+def test_learning_rate_schedule_is_the_trainers_warmup_included(tmp_path):
+    """warmup_ratio 0.1 of 37 steps: the same learning rate at every step as the Trainer's own scheduler."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+    from pubmed_rct.training import TrainConfig, make_optimizer, make_scheduler
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                                     num_attention_heads=1, intermediate_size=8))
+    config = TrainConfig(learning_rate=3e-4, warmup_ratio=0.1)
+    ours = make_optimizer(model, config, torch.device("cpu"))
+    theirs = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), learning_rate=3e-4,
+                                                          warmup_steps=0.1, report_to=[]))
+    schedules = [make_scheduler(ours, config, 37), trainer.create_scheduler(37, theirs)]
+    rates = [[], []]
+    for _ in range(37):
+        for scheduler, seen in zip(schedules, rates):
+            seen.append(scheduler.get_last_lr()[0])
+            scheduler.optimizer.step()
+            scheduler.step()
+    assert rates[0] == rates[1]
+    assert rates[0][:5] == pytest.approx([0, 7.5e-5, 1.5e-4, 2.25e-4, 3e-4])  # ceil(3.7) = 4 warmup steps
+
+
+def test_an_unknown_train_key_is_an_error_naming_it():
+    from pubmed_rct.training import TrainConfig
+    assert TrainConfig.from_params({"learning_rate": "1e-4", "num_epochs": 2}, 7).learning_rate == 1e-4
+    with pytest.raises(ValueError, match=r"params.yaml train: unknown key\(s\) learning_rat; the known keys are .*learning_rate"):
+        TrainConfig.from_params({"learning_rat": 1e-4}, 7)
+    with pytest.raises(ValueError, match=r"params.yaml train.batch_size: 'many' is not a valid int"):
+        TrainConfig.from_params({"batch_size": "many"}, 7)
+
+
+def test_two_processes_killed_mid_epoch_resume_each_ranks_random_state(tokenized):
+    """Dropout on, 2 processes: each rank's generator is saved and restored, so the resumed run ends with the
+    weights of the uninterrupted one (restoring rank 0's state everywhere would not)."""
+    from safetensors.torch import load_file
+    whole, killed = tokenized("whole"), tokenized("killed")
+    env = {"MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
+    torchrun = LAUNCHERS["torchrun"]
+    run([*torchrun, "stages/train.py"], whole, env)
+    r = run([*torchrun, "stages/train.py"], killed, {**env, "PUBMED_RCT_KILL_AT_STEP": "52"}, check=False)
+    assert r.returncode != 0 and not (killed / "metrics/train.json").exists()
+    saved = torch.load(next((killed / "checkpoints").glob("*/state.pt")), weights_only=False)
+    assert len(saved["rng"]) == 2 and not torch.equal(saved["rng"][0]["cpu"], saved["rng"][1]["cpu"])
+    r = run([*torchrun, "stages/train.py"], killed, env)
+    assert "at step 55 of 360" in r.stdout
+    a, b = (load_file(p / "models/model/model.safetensors") for p in (whole, killed))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6)
