@@ -17,17 +17,17 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import numbers
 from .io import atomic_path
 
 SPLITS = ("train", "validation", "test")
 # File names of the original text format (Dernoncourt & Lee 2017) for each split, first match wins.
 TEXT_FILES = {"train": ("train.txt",), "validation": ("dev.txt", "validation.txt", "val.txt"), "test": ("test.txt",)}
 COLUMNS = ("abstract_id", "sentence_id", "num_sentences", "label", "text")
-HUB_HINT = (
-    "The Hugging Face hub could not be reached. To run offline, point the pipeline at a local copy in the "
-    "PubMed RCT text format (a folder with train.txt, dev.txt, test.txt), e.g.\n"
-    "  dvc exp run -S data.source=/abs/path/to/PubMed_20k_RCT"
-)
+HUB_DATA_FILES = (".jsonl", ".json", ".parquet", ".csv")
+HUB_HINT = ("to run offline, point data.source at a local copy: the dataset repo as `hf download armanc/pubmed-rct20k "
+            "--repo-type dataset --local-dir DIR` leaves it, or a folder with train.txt, dev.txt, test.txt "
+            "(`dvc exp run -S data.source=/abs/path/to/DIR`; README: Offline)")
 
 
 class DataError(ValueError):
@@ -127,30 +127,54 @@ def _download(base: str, names: tuple[str, ...], dest: Path) -> None:
     raise DataError("could not download any of: " + "; ".join(errors))
 
 
-def read_hub_dataset(dataset_id: str) -> tuple[dict[str, list[dict]], dict]:
-    """Load a PubMed RCT dataset from the Hugging Face hub (rows: abstract_id, sentence_id, label, text)."""
+def read_hub_dataset(path: str, revision: str | None = None) -> tuple[dict[str, list[dict]], dict]:
+    """A dataset repo of sentence rows (abstract_id, sentence_id, label, text), from the Hugging Face hub
+    (`path` an id such as armanc/pubmed-rct20k, at `revision`) or from a local copy of such a repo (a folder
+    of *.jsonl / *.parquet / *.csv): both through `datasets`, as `load_dataset` reads them."""
+    import datasets
+    from datasets.data_files import EmptyDatasetError
+    from datasets.exceptions import DataFilesNotFoundError, DatasetGenerationError, DatasetNotFoundError
+    local = os.path.isdir(path)
+    where = f"data.source '{path}'" + ("" if local or not revision else f" at data.revision '{revision}'")
     try:
-        import datasets
-        ds = datasets.load_dataset(dataset_id)
-    except Exception as e:  # the hub client raises many types for "offline"
-        raise DataError(f"data.source '{dataset_id}': {type(e).__name__}: {e}\n{HUB_HINT}") from e
+        builder = datasets.load_dataset_builder(path, revision=None if local else revision)
+        builder.download_and_prepare()
+        ds = builder.as_dataset()
+    except ConnectionError as e:  # datasets' own word for "no answer from the hub" (after its retries)
+        raise DataError(f"{where}: the Hugging Face hub could not be reached ({e}); {HUB_HINT}") from e
+    except DatasetNotFoundError as e:  # unknown id, private or gated repo, unknown revision
+        hint = ("check data.revision (a commit of that dataset, or `main` for the newest)"
+                if "Revision" in str(e) else "check the id on https://huggingface.co/datasets (a private or "
+                "gated dataset also needs `hf auth login`)")
+        raise DataError(f"{where}: {e}; {hint}") from e
+    except (DataFilesNotFoundError, EmptyDatasetError) as e:
+        raise DataError(f"{where}: {e}; expected train/dev/test data files (*.jsonl, *.parquet or *.csv)") from e
+    except DatasetGenerationError as e:  # a file that does not parse, or splits with different columns
+        cause = str(e.__cause__ or e).splitlines()[0][:300]
+        raise DataError(f"{where}: the data files could not be read as one table ({cause}); each split needs the "
+                        "columns abstract_id, sentence_id, label, text") from e
     splits = {}
     for split in SPLITS:
         name = split if split in ds else {"validation": "dev"}.get(split, split)
         if name not in ds:
-            raise DataError(f"data.source '{dataset_id}': no '{split}' split (found {sorted(ds)})")
+            raise DataError(f"{where}: no '{split}' split (found {sorted(ds)}); the data files must be named "
+                            "train.*, dev.* or validation.*, test.*")
         part = ds[name]
-        label_col = "label" if "label" in part.column_names else "labels"
+        label_col = "labels" if "labels" in part.column_names and "label" not in part.column_names else "label"
         for col in ("abstract_id", "sentence_id", label_col, "text"):
             if col not in part.column_names:
-                raise DataError(f"data.source '{dataset_id}' split {name}: missing column '{col}'")
+                raise DataError(f"{where} split {name}: missing column '{col}' (found {part.column_names}); "
+                                "expected one row per sentence: abstract_id, sentence_id, label, text")
         feature = part.features[label_col]
         names = getattr(feature, "names", None)
         records = ({"abstract_id": str(a), "sentence_id": int(s),
                     "label": names[l] if names else str(l), "text": t}
                    for a, s, l, t in zip(part["abstract_id"], part["sentence_id"], part[label_col], part["text"]))
-        splits[split] = group_rows(records, f"{dataset_id}[{name}]")
-    return splits, {"source": dataset_id, "format": "hub", "fingerprint": {s: ds[s].fingerprint for s in ds}}
+        splits[split] = group_rows(records, f"{path}[{name}]")
+    meta = {"source": path, "format": "hub-folder" if local else "hub"}
+    if not local:  # the commit actually read: the pinned one, or what `main` pointed at today
+        meta.update({"revision": revision, "commit": builder.hash})
+    return splits, meta
 
 
 def group_rows(records: Iterable[dict], name: str) -> list[dict]:
@@ -177,13 +201,34 @@ def group_rows(records: Iterable[dict], name: str) -> list[dict]:
     return rows
 
 
-def read_source(source: str) -> tuple[dict[str, list[dict]], dict]:
-    """A local folder or URL is the text format; anything else is a hub dataset id."""
-    if source.startswith(("http://", "https://")) or os.path.isdir(source):
-        return read_text_source(source)
-    if source.startswith((".", "/", "~")):
-        raise DataError(f"data.source '{source}': no such folder (expected train.txt, dev.txt, test.txt in it)")
-    return read_hub_dataset(source)
+def read_source(source: str, revision: str | None = None) -> tuple[dict[str, list[dict]], dict]:
+    """The three splits and where they came from: a URL or a folder with train.txt is the text format; a
+    folder of *.jsonl / *.parquet / *.csv is a local copy of a hub dataset repo; anything else is a hub id.
+    Records which form the numbers are in (digits, or every number replaced by `@`)."""
+    if source.startswith(("http://", "https://")):
+        splits, meta = read_text_source(source)
+    elif os.path.isdir(source):
+        folder = Path(source)
+        if any((folder / name).is_file() for name in TEXT_FILES["train"]):
+            splits, meta = read_text_source(source)
+        elif any(p.suffix in HUB_DATA_FILES for p in folder.rglob("*") if not _hidden(p, folder)):
+            splits, meta = read_hub_dataset(source)
+        else:
+            raise DataError(f"data.source '{source}': this folder holds neither train.txt, dev.txt, test.txt (the "
+                            f"text format) nor {', '.join('*' + e for e in HUB_DATA_FILES)} files (a copy of a hub "
+                            "dataset repo)")
+    elif source.startswith((".", "/", "~")):
+        raise DataError(f"data.source '{source}': no such folder (expected train.txt, dev.txt, test.txt in it, "
+                        "or a copy of a hub dataset repo)")
+    else:
+        splits, meta = read_hub_dataset(source, revision)
+    meta["number_form"] = numbers.detect(r["text"] for rows in splits.values() for r in rows)
+    return splits, meta
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Inside a hidden folder (e.g. the .cache/ that `hf download --local-dir` leaves)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def write_split(path: str | Path, rows: list[dict], extra: dict[str, list] | None = None) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -62,10 +63,21 @@ def section(params: dict, *keys: str) -> dict:
 
 
 def run_stage(main) -> None:
-    """Run a stage's main(); expected failures print one clear message and exit non-zero (no traceback)."""
+    """Run a stage's main(); expected failures print one clear message and exit 2 (no traceback).
+
+    A full disk is one of them: outputs are renamed into place only when complete, so whatever an earlier
+    run produced is still there."""
     import sys
     try:
         main()
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"error: no space left on the device{where} ({e.strerror or e}). Free some space (or point "
+              "TMPDIR / HF_HOME elsewhere) and run the stage again; the outputs of earlier runs are untouched.",
+              file=sys.stderr)
         sys.exit(2)

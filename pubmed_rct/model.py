@@ -10,8 +10,16 @@ import torch
 from .encoding import check_mode
 
 CONTEXT_ATTR = "sentence_context"  # stored in config.json, so a model can never meet input of another mode
-MODEL_HINT = ("The model could not be loaded. Offline, point `model` at a local model folder, e.g.\n"
-              "  dvc exp run -S model=/abs/path/to/model   (a folder with config.json, weights and tokenizer)")
+MODEL_HINT = ("offline, point `model` at a local copy (`hf download allenai/scibert_scivocab_uncased --local-dir DIR` "
+              "where the hub is reachable; `dvc exp run -S model=/abs/path/to/DIR`; README: Offline)")
+
+
+class ModelError(ValueError):
+    """The model or its tokenizer could not be loaded: one line saying why, and the offline route."""
+
+    def __init__(self, what: str, name: str, error: Exception):
+        reason = " ".join(str(error).split())  # transformers' messages run over several lines
+        super().__init__(f"{what} '{name}' could not be loaded: {reason}; {MODEL_HINT}")
 
 
 def _auto_class(mode: str):
@@ -26,7 +34,7 @@ def build_model(name: str, labels: list[str], mode: str):
             name, dtype=torch.float32, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={l: i for i, l in enumerate(labels)})
     except OSError as e:
-        raise SystemExit(f"model '{name}': {e}\n{MODEL_HINT}") from e
+        raise ModelError("model", name, e) from e
     setattr(model.config, CONTEXT_ATTR, mode)
     return model
 
@@ -36,7 +44,7 @@ def load_tokenizer(name: str):
     try:
         return AutoTokenizer.from_pretrained(name, use_fast=True)
     except OSError as e:
-        raise SystemExit(f"tokenizer of model '{name}': {e}\n{MODEL_HINT}") from e
+        raise ModelError("the tokenizer of model", name, e) from e
 
 
 def load_trained(path: str | Path, mode: str | None = None):

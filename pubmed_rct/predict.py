@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from . import numbers
 from .encoding import build_examples, special_ids, tokenize_sentences
 from .model import cpu_has_bf16, load_trained, predict_proba
 from .sentences import InputError, split_sentences
@@ -22,6 +23,7 @@ class Labeler:
         config = model.config
         self.max_length = getattr(config, "sentence_max_length", 128)
         self.context_max_length = getattr(config, "context_max_length", 512)
+        self.number_form = getattr(config, "number_form", numbers.DIGITS)  # the training data's (train stage)
         self.cls, self.sep = special_ids(tokenizer)
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer's state is not safe to share between threads
         self.model.eval()
@@ -42,14 +44,16 @@ class Labeler:
 
     def label(self, texts: list[str], batch_size: int | None = None) -> list[list[dict]]:
         """For each abstract, its sentences with label and probability (all labels' in `probabilities`)."""
-        split = [split_sentences(t) for t in texts]
+        return self.label_sentences([split_sentences(t) for t in texts], batch_size)
+
+    def label_sentences(self, split: list[list[str]], batch_size: int | None = None) -> list[list[dict]]:
+        """Like label, for abstracts already split into sentences."""
         flat = [s for sentences in split for s in sentences]
         abstracts, start = [], 0
         for sentences in split:
             abstracts.append(list(range(start, start + len(sentences))))
             start += len(sentences)
-        with self._tokenizer_lock:
-            token_ids = tokenize_sentences(self.tokenizer, flat)
+        token_ids = self.token_ids(flat)
         examples = build_examples(token_ids, abstracts, self.mode, self.max_length,
                                   self.context_max_length, self.cls, self.sep)
         examples = [dict(zip(examples, v)) for v in zip(*examples.values())]
@@ -67,6 +71,11 @@ class Labeler:
                                  "probabilities": {l: round(float(x), 4) for l, x in zip(self.labels, p)}})
             out.append(labelled)
         return out
+
+    def token_ids(self, sentences: list[str]) -> list[list[int]]:
+        """Word-piece ids of raw sentences, numbers in the form the model was trained on (`@` or digits)."""
+        with self._tokenizer_lock:
+            return tokenize_sentences(self.tokenizer, numbers.rewrite(sentences, self.number_form))
 
     def label_each(self, texts: list[str]) -> list[list[dict] | InputError]:
         """Like label, but a bad abstract yields its InputError in its place instead of failing them all."""

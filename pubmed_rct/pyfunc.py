@@ -1,7 +1,12 @@
 """The MLflow pyfunc wrapper: `mlflow.pyfunc.load_model("runs:/<id>/model").predict(df)`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow.pyfunc
+
+from .io import ROOT
+from .tracking import tracking_uri
 
 
 class SentenceRoles(mlflow.pyfunc.PythonModel):
@@ -19,3 +24,14 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
         for i, sentences in enumerate(self.labeler.label(texts)):
             rows.extend({"input": i, **s} for s in sentences)
         return pd.DataFrame(rows, columns=["input", "sentence", "label", "probability"])
+
+
+def log_model(run_id: str, model_dir: str | Path) -> None:
+    """Log the trained model as an MLflow pyfunc that labels raw text (sentences or whole abstracts)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pyfunc.log_model(
+            name="model", python_model=SentenceRoles(), artifacts={"model_dir": str(model_dir)},
+            code_paths=[str(ROOT / "pubmed_rct")],
+            pip_requirements=["torch", "transformers", "pysbd", "pyarrow", "scikit-learn"])
+    # log_model inside start_run ends the run as FINISHED when the block exits; evaluate sets it last.

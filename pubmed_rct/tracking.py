@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from .io import ROOT
 
 _TMP_EXPS = f"{os.sep}.dvc{os.sep}tmp{os.sep}exps{os.sep}"
 
@@ -148,16 +147,3 @@ def set_tags(run_id: str, tags: dict) -> None:
 
 def finish(run_id: str, status: str = "FINISHED") -> None:
     _client().set_terminated(run_id, status)
-
-
-def log_model(run_id: str, model_dir: str | Path) -> None:
-    """Log the trained model as an MLflow pyfunc that labels raw text (sentences or whole abstracts)."""
-    import mlflow
-    from .pyfunc import SentenceRoles
-    mlflow.set_tracking_uri(tracking_uri())
-    with mlflow.start_run(run_id=run_id):
-        mlflow.pyfunc.log_model(
-            name="model", python_model=SentenceRoles(), artifacts={"model_dir": str(model_dir)},
-            code_paths=[str(ROOT / "pubmed_rct")],
-            pip_requirements=["torch", "transformers", "pysbd", "pyarrow", "scikit-learn"])
-    # log_model inside start_run ends the run as FINISHED when the block exits; evaluate sets it last.

@@ -1,25 +1,29 @@
-"""download: read PubMed RCT (hub dataset or text-format folder/URL), validate, write data/raw/*.parquet."""
+"""download: read PubMed RCT (hub dataset, a local copy of one, or a text-format folder/URL), validate,
+write data/raw/*.parquet and source.json (where the data came from, which commit, which number form)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
 from pubmed_rct.abstracts import SPLITS, read_source, write_split
-from pubmed_rct.io import atomic_path, load_params, run_stage, write_json
+from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json
 
 OUT = "data/raw"
 
 
 def main() -> None:
-    source = str(load_params()["data"]["source"])
-    splits, meta = read_source(source)
+    data = section(load_params(), "data")["data"]
+    source, revision = str(data["source"]), data.get("revision")
+    splits, meta = read_source(source, str(revision) if revision not in (None, "") else None)
     with atomic_path(OUT) as tmp:
+        tmp.mkdir()
         for split in SPLITS:
             write_split(tmp / f"{split}.parquet", splits[split])
         meta["sentences"] = {s: len(splits[s]) for s in SPLITS}
         meta["abstracts"] = {s: len({r["abstract_id"] for r in splits[s]}) for s in SPLITS}
         write_json(tmp / "source.json", meta)
-    print(f"download: {meta['sentences']} sentences from {source}")
+    print(f"download: {meta['sentences']} sentences from {source}"
+          + (f" at commit {meta['commit']}" if meta.get("commit") else "") + f"; numbers: {meta['number_form']}")
 
 
 if __name__ == "__main__":

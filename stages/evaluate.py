@@ -9,7 +9,7 @@ import io
 
 import pyarrow.parquet as pq
 
-from pubmed_rct import tracking
+from pubmed_rct import pyfunc, tracking
 from pubmed_rct.abstracts import read_split
 from pubmed_rct.io import load_params, read_json, run_stage, section, write_json, write_text
 from pubmed_rct.metrics import confusion_rows, plot_confusion, report, scores
@@ -17,7 +17,7 @@ from pubmed_rct.model import load_trained, predict_proba
 from pubmed_rct.training import examples_from_table
 
 MODEL, DATA, PREPARED, OUT = "models/model", "data/tokenized", "data/prepared", "metrics"
-TRAIN_METRICS = "metrics/train.json"
+TRAIN_METRICS, SOURCE = "metrics/train.json", "data/raw/source.json"
 
 
 def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], batch_size: int):
@@ -33,7 +33,7 @@ def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], ba
 
 
 def main() -> None:
-    p = section(load_params(), "evaluate", "tracking", "data")
+    p = section(load_params(), "evaluate", "tracking")
     model, tokenizer, mode, labels = load_trained(MODEL)
     results, test = {}, None
     for split, prefix in (("validation", "val"), ("test", "test")):
@@ -49,7 +49,7 @@ def main() -> None:
     write_text(f"{OUT}/confusion.csv", buf.getvalue())
     plot_confusion(*test, labels, f"{OUT}/confusion_matrix.png", f"test, context: {mode}")
     print(f"evaluate: {results}")
-    log_to_mlflow(p["tracking"], str(p["data"]["source"]), results, {"context": mode, "model": model.name_or_path})
+    log_to_mlflow(p["tracking"], read_json(SOURCE)["source"], results, {"context": mode, "model": model.name_or_path})
 
 
 def log_to_mlflow(p: dict, dataset: str, results: dict, params: dict) -> None:
@@ -63,7 +63,7 @@ def log_to_mlflow(p: dict, dataset: str, results: dict, params: dict) -> None:
         tracking.log_metrics(run_id, {**final, **results}, train.get("train_steps", 0))
         tracking.log_artifacts(run_id, [f"{OUT}/classification_report.txt", f"{OUT}/confusion_matrix.png",
                                         f"{OUT}/eval.json", TRAIN_METRICS])
-        tracking.log_model(run_id, MODEL)
+        pyfunc.log_model(run_id, MODEL)
         tracking.set_tags(run_id, tags)  # a reopened run gets this run's models/model hash too
         tracking.finish(run_id)
         print(f"evaluate: logged to MLflow run {run_id} at {tracking.tracking_uri()}")

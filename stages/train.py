@@ -11,34 +11,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's p
 import csv
 import io
 import warnings
-from dataclasses import fields
 
 import pyarrow.parquet as pq
 import transformers
 
 from pubmed_rct import tracking
 from pubmed_rct.abstracts import read_split
-from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json, write_text
+from pubmed_rct.io import atomic_path, load_params, read_json, run_stage, section, write_json, write_text
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
 
-DATA, LABELS, MODEL = "data/tokenized", "data/prepared/labels.json", "models/model"
+DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE = "metrics/train.json", "metrics/train_loss.csv"
 DEPS = ["data/tokenized", "data/prepared"]
 
 
 def main() -> None:
-    p = section(load_params(), "seed", "model", "context", "max_length", "use_downsampling", "data", "tokenize",
+    p = section(load_params(), "seed", "model", "context", "max_length", "use_downsampling", "tokenize",
                 "train", "tracking")
     rank, world_size = world()
-    casts = {f.name: type(f.default) for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: casts[k](v) if casts[k] is not bool else bool(v)
-                            for k, v in p["train"].items() if k in casts}, seed=int(p["seed"]))
-    mode, labels = p["context"], read_labels(LABELS)
+    config = TrainConfig.from_params(p["train"], p["seed"])
+    mode, labels, source = p["context"], read_labels(LABELS), read_json(SOURCE)
     logged = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
-              "use_downsampling": p["use_downsampling"], "data_source": p["data"]["source"],
+              "use_downsampling": p["use_downsampling"], "data_source": source["source"],
+              "data_revision": source.get("revision") or "", "data_commit": source.get("commit") or "",
+              "number_form": source["number_form"],
               "context_max_length": p["tokenize"]["context_max_length"], **vars(config),
               # data parallel: batch_size is the global batch, so the learning rate stays as set for any world size
               "world_size": world_size, "per_device_batch_size": config.batch_size // max(world_size, 1),
@@ -52,6 +51,7 @@ def main() -> None:
     model = build_model(str(p["model"]), labels, mode)
     model.config.sentence_max_length = int(p["max_length"])
     model.config.context_max_length = int(p["tokenize"]["context_max_length"])
+    model.config.number_form = source["number_form"]  # raw text gets the training data's number form
     examples = examples_from_table(pq.read_table(f"{DATA}/train.parquet"))
     val = examples_from_table(pq.read_table(f"{DATA}/validation.parquet"))
     val_rows = read_split("data/prepared/validation.parquet")
@@ -91,7 +91,7 @@ def start_tracking(p: dict, logged: dict, uri: str) -> str | None:
     """Start the MLflow run; a required tracking server that fails stops the stage before training."""
     try:
         tracking.check_server(uri)
-        tags = tracking.lineage_tags(DEPS, str(p["data"]["source"]))
+        tags = tracking.lineage_tags(DEPS, logged["data_source"])
         return tracking.start_run(p["tracking"]["experiment"], logged, tags)
     except Exception as e:  # noqa: BLE001 - any failure to reach the store
         if p["tracking"].get("required", True):

@@ -13,6 +13,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "fixtures" / "rct"
+# The hub dataset of params.yaml, its pinned commit, and a replica of its repo (make_hub.py).
+HUB_ID, HUB_COMMIT = "armanc/pubmed-rct20k", "091aec1e2384a20b2b36eb96177755ca13dd0b42"
+HUB_REPO = ROOT / "tests" / "fixtures" / "hub" / "pubmed-rct20k"
+MODEL_ID, MODEL_COMMIT = "allenai/scibert_scivocab_uncased", "0" * 39 + "1"  # the model of params.yaml (unpinned)
 VENV_BIN = Path(sys.executable).parent
 # What a project copy needs: code, pipeline, config. Not data, models, metrics or the venv.
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "pubmed_rct", ".dvc/config", ".dvcignore", ".gitignore"]
@@ -41,6 +45,49 @@ def make_tiny_bert(path: Path, corpus: Path = CORPUS) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def make_scibert_like(path: Path, corpus: Path = CORPUS) -> Path:
+    """A tiny model laid out as the hub repo allenai/scibert_scivocab_uncased is: config.json (BertConfig's
+    keys, model_type bert, no tokenizer settings), an uncased WordPiece vocab.txt, pytorch_model.bin saved from
+    BertForPreTraining (bert.* and the pre-training heads cls.*), and no tokenizer.json / tokenizer_config.json."""
+    import json
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+
+    words = {"@"}
+    for f in corpus.glob("*.txt"):
+        for line in f.read_text().splitlines():
+            if "\t" in line:
+                text = line.split("\t", 1)[1].lower()  # whole words, and their letter runs (for the @ form)
+                words.update(re.findall(r"\w+|[^\w\s]", text) + re.findall(r"[^\W\d]+", text))
+    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(4)), "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = {"attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+              "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64, "layer_norm_eps": 1e-12,
+              "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 2,
+              "num_hidden_layers": 2, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": len(vocab)}
+    (path / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    torch.manual_seed(0)
+    torch.save(BertForPreTraining(BertConfig(**config)).state_dict(), path / "pytorch_model.bin")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scibert_like(tmp_path_factory) -> Path:
+    return make_scibert_like(tmp_path_factory.mktemp("allenai") / "scibert_scivocab_uncased")
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory, scibert_like):
+    """The local hub serving the replica of armanc/pubmed-rct20k and a model laid out as
+    allenai/scibert_scivocab_uncased: (environment for processes that read it, request log). A fresh Hugging
+    Face cache, so that nothing is read from an earlier download."""
+    from hub import hub_server
+    repos = {("datasets", HUB_ID): (HUB_REPO, HUB_COMMIT), ("models", MODEL_ID): (scibert_like, MODEL_COMMIT)}
+    with hub_server(repos) as (url, log):
+        yield {"HF_ENDPOINT": url, "HF_HOME": str(tmp_path_factory.mktemp("hf-home"))}, log
 
 
 def run(cmd: list[str] | str, cwd: Path, env: dict | None = None, check: bool = True, timeout: int = 900):

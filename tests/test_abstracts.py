@@ -1,8 +1,14 @@
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from pubmed_rct.abstracts import (DataError, abstracts_of, group_rows, parse_text, read_source, read_split,
+from pubmed_rct.abstracts import (SPLITS, DataError, abstracts_of, group_rows, parse_text, read_source, read_split,
                                   read_text_file, write_split)
-from conftest import CORPUS
+from pubmed_rct.numbers import at_sign
+from conftest import CORPUS, HUB_COMMIT, HUB_ID, HUB_REPO, make_project, run, set_params
+from services import free_port
 
 GOOD = ["###1", "BACKGROUND\tAsthma is common .", "METHODS\tWe ran a trial .", "", "###2", "RESULTS\tIt worked .", ""]
 
@@ -79,3 +85,93 @@ def test_parquet_round_trip(tmp_path):
     assert [r["in_loss"] for r in back] == [True, False, True]
     with pytest.raises(DataError, match="not found; run the stage"):
         read_split(tmp_path / "missing.parquet")
+
+
+def test_a_local_copy_of_the_hub_repo_reads_as_the_hub_does(tmp_path, hub):
+    """The README's offline route: the folder that `hf download --repo-type dataset --local-dir` leaves (its
+    files and a hidden .cache/), here downloaded from the local hub."""
+    copy = tmp_path / "pubmed-rct20k"
+    run(["hf", "download", HUB_ID, "--repo-type", "dataset", "--revision", HUB_COMMIT, "--local-dir", str(copy)],
+        tmp_path, hub[0])
+    assert (copy / ".cache").is_dir() and (copy / "train.jsonl").read_bytes() == (HUB_REPO / "train.jsonl").read_bytes()
+    splits, meta = read_source(str(copy))
+    assert meta["format"] == "hub-folder" and meta["number_form"] == "@" and "commit" not in meta
+    text, text_meta = read_source(str(CORPUS))
+    assert text_meta["number_form"] == "digits"
+    for split in SPLITS:  # the same sentences in the same order; lower-case labels and `@` as on the hub
+        assert [(r["abstract_id"], r["sentence_id"], r["label"], r["text"]) for r in splits[split]] == [
+            (r["abstract_id"], r["sentence_id"], r["label"].lower(), at_sign(r["text"])) for r in text[split]]
+
+
+def download(project: Path, env: dict | None = None, **params):
+    set_params(project, **params)
+    return run(["python", "stages/download.py"], project, env, check=False)
+
+
+def assert_fails_cleanly(result, *fragments: str) -> str:
+    """Exit 2, one `error:` line naming what happened, no traceback."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def hub_project(tmp_path, tiny_bert, hub):
+    return make_project(tmp_path / "project", tiny_bert, **{"data.source": HUB_ID}), hub[0]
+
+
+def test_unknown_dataset_or_revision_is_one_clear_line(hub_project):
+    project, env = hub_project
+    r = download(project, env, **{"data.source": "armanc/no-such-dataset"})
+    assert_fails_cleanly(r, "data.source 'armanc/no-such-dataset'", "doesn't exist on the Hub", "check the id")
+    r = download(project, env, **{"data.source": HUB_ID, "data.revision": "0" * 40})
+    assert_fails_cleanly(r, f"data.revision '{'0' * 40}'", "check data.revision")
+    assert not (project / "data/raw").exists()
+
+
+def test_unreachable_hub_is_one_clear_line_with_the_offline_route(hub_project, tmp_path):
+    project, _ = hub_project
+    closed = {"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_HOME": str(tmp_path / "empty-cache")}
+    r = download(project, closed)  # the hub client retries for about 25 s before datasets gives up
+    assert_fails_cleanly(r, f"data.source '{HUB_ID}'", "hub could not be reached", "-S data.source=")
+
+
+@pytest.mark.parametrize("damage, fragments", [
+    ("drop-test", ["no 'test' split", "test.*"]),
+    ("rename-label", ["split train: missing column 'label'", "abstract_id, sentence_id, label, text"]),
+    ("rename-label-in-train", ["could not be read as one table", "columns abstract_id, sentence_id, label, text"]),
+])
+def test_a_copy_missing_a_split_or_column_is_one_clear_line(hub_project, tmp_path, damage, fragments):
+    project, _ = hub_project
+    copy = tmp_path / "copy"
+    shutil.copytree(HUB_REPO, copy)
+    if damage == "drop-test":
+        (copy / "test.jsonl").unlink()
+    else:
+        for split in ("train",) if damage.endswith("in-train") else ("train", "dev", "test"):
+            f = copy / f"{split}.jsonl"
+            f.write_text(f.read_text().replace('"label":', '"role":'))
+    assert_fails_cleanly(download(project, **{"data.source": str(copy)}), f"data.source '{copy}'", *fragments)
+
+
+def test_full_disk_is_one_clear_line_and_keeps_the_last_output(tmp_path, tiny_bert):
+    """A real ENOSPC: data/ on a tmpfs just big enough for the previous output (own mount namespace)."""
+    project = make_project(tmp_path / "project", tiny_bert)
+    assert download(project).returncode == 0
+    script = f"""set -e
+    cp -a data/raw {tmp_path}/saved
+    mount -t tmpfs -o size=$(( $(du -sk data/raw | cut -f1) + 8 ))k tmpfs data
+    cp -a {tmp_path}/saved data/raw
+    sha256sum data/raw/* > {tmp_path}/before
+    set +e
+    python stages/download.py 2> {tmp_path}/stderr; echo $? > {tmp_path}/status
+    sha256sum -c --quiet {tmp_path}/before && echo intact > {tmp_path}/intact
+    ls -a data > {tmp_path}/listing"""
+    run(["unshare", "--map-root-user", "--mount", "sh", "-c", script], project)
+    status = int((tmp_path / "status").read_text())
+    result = subprocess.CompletedProcess([], status, "", (tmp_path / "stderr").read_text())
+    assert_fails_cleanly(result, "no space left on the device", "outputs of earlier runs are untouched")
+    assert (tmp_path / "intact").is_file()  # the previous data/raw, byte for byte
+    assert (tmp_path / "listing").read_text().split() == [".", "..", "raw"]  # no temporary folder left behind

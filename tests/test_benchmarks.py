@@ -39,3 +39,13 @@ def test_tokenize_speed_times_each_step(tiny_bert):
     for step in ("reference: tokenizer(texts), first 1,000", "tokenize_sentences", "build_examples",
                  "Arrow table + Parquet", "all of the above"):
         assert step in r.stdout
+
+
+def test_number_form_trains_on_the_at_copy_and_scores_three_inputs(tiny_bert):
+    r = run(["python", "benchmarks/number_form.py", "--model", str(tiny_bert), "--data", str(CORPUS), "--seeds", "1",
+             "--lr", "1e-3"], ROOT, timeout=600)
+    assert "forms detected: {'original': 'digits', '@ copy': '@'}" in r.stdout
+    row = json.loads(next(line for line in r.stdout.splitlines() if line.startswith('{"seed"')))
+    for name in ("@ text", "digits, rewritten", "digits, as given"):
+        assert 0 <= row[name]["micro_f1"] <= 1
+    assert row["@ text"] == row["digits, rewritten"]  # the rewrite gives the model exactly the @ text

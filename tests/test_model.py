@@ -73,3 +73,31 @@ def test_the_forward_never_asks_whether_a_batch_has_padding(monkeypatch):
             torch.testing.assert_close(sentence_logits(net, batch, "none"), reference, rtol=0, atol=0)
         with pytest.raises(AssertionError, match="inspected"):  # the check is real: a 2D mask meets it
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+
+
+def test_a_local_copy_of_scibert_loads_uncased_with_its_pretrained_weights(hub, scibert_like, tmp_path):
+    """The README's offline route for the model: `hf download allenai/scibert_scivocab_uncased --local-dir`
+    (here from the local hub) leaves config.json, vocab.txt and pytorch_model.bin, and nothing else to go on."""
+    from conftest import MODEL_ID, run
+    from pubmed_rct.model import build_model, load_tokenizer
+    copy = tmp_path / "scibert_scivocab_uncased"
+    run(["hf", "download", MODEL_ID, "--local-dir", str(copy)], tmp_path, hub[0])
+    assert sorted(p.name for p in copy.iterdir() if not p.name.startswith(".")) == [
+        "config.json", "pytorch_model.bin", "vocab.txt"]
+    tokenizer = load_tokenizer(str(copy))
+    assert tokenizer.tokenize("The Odds RATIO was @ .") == ["the", "odds", "ratio", "was", "@", "."]  # uncased
+    model = build_model(str(copy), ["a", "b", "c"], "none")
+    pretrained = torch.load(copy / "pytorch_model.bin", weights_only=True)
+    torch.testing.assert_close(model.bert.embeddings.word_embeddings.weight,
+                               pretrained["bert.embeddings.word_embeddings.weight"])
+    assert model.config.id2label == {0: "a", 1: "b", 2: "c"}
+
+
+def test_a_model_that_cannot_be_loaded_is_one_clear_line(hub, tiny_bert, tmp_path):
+    from conftest import make_project, run
+    project = make_project(tmp_path / "project", tiny_bert, model="allenai/no-such-model")
+    r = run(["python", "stages/tokenization.py"], project, hub[0], check=False)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(errors) == 1, r.stderr[-2000:]
+    assert "tokenizer of model 'allenai/no-such-model' could not be loaded" in errors[0]
+    assert "-S model=" in errors[0]
