@@ -39,13 +39,13 @@ def wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: int = 120) ->
 
 
 @contextlib.contextmanager
-def service(cmd: list[str], url: str, folder: Path, env: dict | None = None) -> Iterator[None]:
+def service(cmd: list[str], url: str, folder: Path, env: dict | None = None, cwd: Path | None = None) -> Iterator[None]:
     """Start `cmd` in its own process group, wait until `url` answers, stop the whole group at the end."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "service.log"
     full_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **(env or {})}
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, start_new_session=True, cwd=cwd)
     try:
         wait_for(url, proc, log)
         yield

@@ -1,71 +1,110 @@
-"""The pipeline as users run it: the seed's own route (hub dataset id, SciBERT's layout) through the real
-`dvc repro` / `dvc exp run` / `dvc metrics diff`, with only the network replaced by the local hub; and
-dvc.yaml as a complete map (every module a stage imports is a dep, every param it reads declared)."""
+"""The pipeline as users run it: the README's Quickstart on the seed's own route (hub dataset id, SciBERT's
+layout) through the real `make pipeline` / `dvc exp run` / `dvc metrics diff` / `mlflow ui` / predict / serve,
+with only the network replaced by the local hub; and dvc.yaml as a complete map (every module a stage imports
+is a dep, every param it reads declared)."""
 import ast
 import json
+import re
+import shutil
+import urllib.request
 from pathlib import Path
 
 import yaml
 
-from conftest import HUB_COMMIT, HUB_ID, MODEL_COMMIT, MODEL_ID, ROOT, make_project, run, set_params
+from conftest import ABSTRACT, HUB_COMMIT, HUB_ID, MODEL_COMMIT, MODEL_ID, ROOT, make_project, run, set_params
 
 STAGES = ["download", "prepare", "tokenize", "train", "evaluate"]
 NO_SERVER = {"MLFLOW_TRACKING_URI": ""}  # the embedded SQLite default
 
 
-def test_seeds_run_from_the_hub_then_downsampling_experiment_shows_in_metrics_diff(tmp_path, scibert_like, hub):
-    """params.yaml as shipped (hub dataset id and revision, SciBERT's hub id), sizes made small: the hub's
-    files come from the local hub, through `datasets` and `transformers` as on a machine with internet."""
+def quickstart_blocks(readme: Path = ROOT / "README.md") -> list[list[str]]:
+    """The commands of each bash block in the README's Quickstart, in order (continuation lines joined)."""
+    text = readme.read_text()
+    section = text[text.index("## Quickstart"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = []
+    for body in re.findall(r"```bash\n(.*?)```", section, re.S):
+        lines = [line.strip() for line in body.replace("\\\n", " ").splitlines()]
+        blocks.append([line for line in lines if line and not line.startswith("#")])
+    return blocks
+
+
+# Commands that start a server: run in the background until it answers at this URL, then stopped.
+SERVERS = {"mlflow ui": "http://127.0.0.1:5000/health", "python -m pubmed_rct serve": "http://127.0.0.1:8000/"}
+
+
+def get_json(url: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, scibert_like, hub):
+    """The README's four Quickstart jobs, as written, with params.yaml as shipped (hub dataset id and revision,
+    SciBERT's hub id; sizes made small): the hub's files come from the local hub, through `datasets` and
+    `transformers` as on a machine with internet; `make pipeline` finds .venv set up."""
+    from services import service
     env, requests = hub
-    env = {**env, **NO_SERVER}
+    env = {**env, **NO_SERVER, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # lr 2e-3: at the fixtures' 5e-3 this tiny model stalls on the `@` form for seed 42 (loss 1.08, F1 0.54)
     project = make_project(tmp_path / "project", scibert_like, **{"data.source": HUB_ID, "model": MODEL_ID,
                                                                   "train.learning_rate": 2e-3})
+    for name in ("Makefile", "bin", "requirements.txt", "requirements-dev.txt"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, project / name)
+    (project / ".venv").symlink_to(ROOT / ".venv")
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["data"] == shipped["data"] == {"source": HUB_ID, "revision": HUB_COMMIT}
     assert params["model"] == shipped["model"] == MODEL_ID
 
-    run(["dvc", "repro"], project, env)
-    lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert list(lock["stages"]) == STAGES
-    for split in ("train", "dev", "test"):  # read from the hub's files at the pinned commit, through `datasets`
+    blocks = quickstart_blocks()
+    assert [len(b) for b in blocks] == [1, 4, 1, 2], blocks
+    outputs = {}
+    for block in blocks:
+        for command in block:
+            server = next((url for prefix, url in SERVERS.items() if command.startswith(prefix)), None)
+            if server is None:
+                outputs[command] = run(command, project, env).stdout
+                continue
+            with service(["bash", "-c", command], server, tmp_path / "server", {**env, "PWD": str(project)},
+                         cwd=project):
+                if command.startswith("mlflow ui"):
+                    found = get_json("http://127.0.0.1:5000/api/2.0/mlflow/experiments/get-by-name"
+                                     "?experiment_name=pubmed-rct-classification")["experiment"]
+                    runs = get_json("http://127.0.0.1:5000/api/2.0/mlflow/runs/search",
+                                    {"experiment_ids": [found["experiment_id"]]})["runs"]
+                    assert sorted(r["info"]["status"] for r in runs) == ["FINISHED", "FINISHED"]  # baseline + variant
+                else:
+                    served = get_json("http://127.0.0.1:8000/api/label", {"text": ABSTRACT})
+    make_pipeline, (_, _, _, metrics_diff), _, (predict, _) = blocks
+
+    # 1. make pipeline: every stage, the hub's files at the pinned commit, through `datasets` and `transformers`
+    assert "Running stage 'evaluate'" in outputs[make_pipeline[0]]
+    for split in ("train", "dev", "test"):
         assert f"GET /datasets/{HUB_ID}/resolve/{HUB_COMMIT}/{split}.jsonl" in requests
-    for name in ("config.json", "vocab.txt", "pytorch_model.bin"):  # SciBERT's files, through `transformers`
+    for name in ("config.json", "vocab.txt", "pytorch_model.bin"):
         assert f"GET /{MODEL_ID}/resolve/{MODEL_COMMIT}/{name}" in requests
     source = json.loads((project / "data/raw/source.json").read_text())
     assert (source["format"], source["revision"], source["commit"]) == ("hub", HUB_COMMIT, HUB_COMMIT)
-    assert source["sentences"] == {"train": 284, "validation": 70, "test": 74}
-    assert source["number_form"] == "@"
+    assert source["sentences"] == {"train": 284, "validation": 70, "test": 74} and source["number_form"] == "@"
     labels = json.loads((project / "data/prepared/labels.json").read_text())["label2id"]
     assert sorted(labels) == ["background", "conclusions", "methods", "objective", "results"]  # as the hub spells them
     config = json.loads((project / "models/model/config.json").read_text())
     assert config["number_form"] == "@" and config["label2id"] == labels
-
-    ev = json.loads((project / "metrics/eval.json").read_text())
-    assert ev["test_micro_f1"] > 0.9 and ev["val_macro_f1"] > 0.9  # the tiny model learned the fixture's roles
-    train = json.loads((project / "metrics/train.json").read_text())
+    train = json.loads(run(["git", "show", "HEAD:metrics/train.json"], project).stdout)  # the committed baseline
     assert train["train_steps"] == 10 * 36 and train["train_samples"] == 10 * 284  # 284 sentences, batch 8
     assert train["train_samples_per_second"] > 0 and train["train_loss"] > 0
+    baseline = json.loads(run(["git", "show", "HEAD:metrics/eval.json"], project).stdout)
+    assert baseline["test_micro_f1"] > 0.9 and baseline["val_macro_f1"] > 0.9  # the tiny model learned the roles
     import mlflow
     logged = mlflow.MlflowClient(tracking_uri=train["mlflow_tracking_uri"]).get_run(train["mlflow_run_id"]).data
     assert (logged.params["data_source"], logged.params["data_revision"], logged.params["data_commit"]) == (
         HUB_ID, HUB_COMMIT, HUB_COMMIT)
     assert logged.params["number_form"] == "@" and logged.params["model"] == MODEL_ID
-    assert (project / "metrics/confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
-    assert "conclusions" in (project / "metrics/classification_report.txt").read_text()
-    data = json.loads((project / "metrics/data.json").read_text())
-    assert data["train_counts"] == data["train_counts_before"] and min(data["train_counts"].values()) == 36
 
-    # nothing changed: dvc repro runs nothing; a new revision reruns download
-    assert "didn't change" in run(["dvc", "repro"], project, env).stdout
-    run("git add -A && git commit -qm baseline", project)
-    set_params(project, **{"data.revision": "main"})
-    status = run(["dvc", "status", "download"], project, env).stdout
-    assert "download:" in status and "modified:           data.revision" in status
-    run("git checkout -q params.yaml", project)
-
-    run(["dvc", "exp", "run", "-S", "use_downsampling=true"], project, env)
+    # 2. the variant against the committed baseline
+    assert "train_counts.background" in outputs[metrics_diff]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project).stdout)
     data_diff = diff["metrics/data.json"]
     for label in ("background", "methods", "results"):
@@ -74,11 +113,25 @@ def test_seeds_run_from_the_hub_then_downsampling_experiment_shows_in_metrics_di
     assert data_diff["train_sentences"] == {"old": 284, "new": 5 * 36, "diff": 5 * 36 - 284}
     assert "validation_counts.results" not in data_diff and "test_counts.results" not in data_diff
     assert "test_micro_f1" in diff["metrics/eval.json"] or "train_loss" in diff["metrics/train.json"]
+    assert '"use_downsampling": true' in run(["dvc", "exp", "show", "--json"], project).stdout.replace("True", "true")
+    assert "metrics/confusion.csv" in run(["dvc", "plots", "show", "--json"], project).stdout
 
-    shown = run(["dvc", "exp", "show", "--json"], project).stdout
-    assert '"use_downsampling": true' in shown.replace("True", "true")
-    plots = run(["dvc", "plots", "show", "--json"], project).stdout
-    assert "metrics/confusion.csv" in plots
+    # 4. predict and serve label with models/model, here the variant's (trained on 180 sentences); 3. was
+    # checked while it ran
+    assert len(served["sentences"]) == 5 and {s["label"] for s in served["sentences"]} <= set(labels)
+    headings = [line for line in outputs[predict].splitlines() if line.endswith(":")]
+    assert headings == [f"{section['label'].upper()}:" for section in served["sections"]]
+
+    # the lineage stays honest: a new revision reruns download; a module edit reruns every stage importing it
+    assert "didn't change" in run(["dvc", "repro"], project, env).stdout
+    set_params(project, **{"data.revision": "main"})
+    status = run(["dvc", "status", "download"], project, env).stdout
+    assert "download:" in status and "modified:           data.revision" in status
+    set_params(project, **{"data.revision": HUB_COMMIT})
+    with open(project / "pubmed_rct/encoding.py", "a") as f:
+        f.write("# edited\n")
+    changed = yaml.safe_load(run(["dvc", "status", "--json"], project, env).stdout)
+    assert sorted(changed) == ["evaluate", "tokenize", "train"]
 
 
 def project_imports(path: Path) -> set[str]:
