@@ -6,6 +6,9 @@ so a GPU machine without DVC or MLflow can run it:
   python benchmarks/context_modes.py --model MODEL_DIR --data ../shared/data/nicta-piboso \
       --modes none abstract --seeds 1 2 3 --lr 5e-5
 
+Class imbalance, each strategy in each mode (the table of the README's class-imbalance section):
+  ... --modes none abstract --strategies baseline minority cap balanced sqrt --epochs 1 --precision bf16
+
 Training quality of the fast step against the seed's way (context none, same data, model and seeds):
   ... --modes none --engine trainer         # the Hugging Face Trainer, defaults, pre-padded to max_length
   ... --modes none --cuda-graphs true       # the project's step as CUDA graphs (GPU)
@@ -40,8 +43,14 @@ def encode(tok, rows, mode, labels, max_length, ctx, in_loss=None):
     return [dict(zip(ex, v)) for v in zip(*ex.values())]
 
 
-def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
-    in_loss = downsample(splits["train"], "minority", seed) if args.downsample else None
+# Against class imbalance: (downsample.strategy or None, train.class_weights)
+STRATEGIES = {"baseline": (None, "none"), "minority": ("minority", "none"), "cap": ("cap", "none"),
+              "balanced": (None, "balanced"), "sqrt": (None, "sqrt")}
+
+
+def one_run(args, splits, labels, tok, mode: str, seed: int, strategy: str = "baseline") -> dict:
+    cut, weighting = STRATEGIES["minority" if args.downsample else strategy]
+    in_loss = downsample(splits["train"], cut, seed) if cut else None
     train_ex = encode(tok, splits["train"], mode, labels, args.max_length, args.context_max_length, in_loss)
     test_ex = encode(tok, splits["test"], mode, labels, args.max_length, args.context_max_length)
     transformers.set_seed(seed)
@@ -52,7 +61,8 @@ def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
     else:
         config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
                              compile=args.compile, precision=args.precision, cuda_graphs=args.cuda_graphs,
-                             group_by_length=not args.no_group_by_length, log_every_steps=10 ** 9)
+                             group_by_length=not args.no_group_by_length, log_every_steps=10 ** 9,
+                             class_weights=weighting)
         result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -61,7 +71,8 @@ def one_run(args, splits, labels, tok, mode: str, seed: int) -> dict:
     order = rows.argsort()
     y_true = [labels.index(r["label"]) for r in splits["test"]]
     s = scores(y_true, probs[order].argmax(-1).tolist(), labels, "test")
-    return {"mode": mode, "seed": seed, **s, "train_s": round(train_s, 2), "predict_s": round(predict_s, 3),
+    return {"mode": mode, "seed": seed, "strategy": strategy, **s,
+            "train_sentences": sum(in_loss) if in_loss else len(splits["train"]), "train_s": round(train_s, 2), "predict_s": round(predict_s, 3),
             "train_steps": result["train_steps"], "train_samples_per_second": result["train_samples_per_second"]}
 
 
@@ -90,7 +101,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--context-max-length", type=int, default=512)
-    ap.add_argument("--downsample", action="store_true")
+    ap.add_argument("--downsample", action="store_true", help="the same as --strategies minority")
+    ap.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["baseline"],
+                    help="against class imbalance: downsampling (minority, cap at the median class) or loss weights")
     ap.add_argument("--compile", default="false")
     ap.add_argument("--cuda-graphs", default="false", help="train.cuda_graphs: false | auto | true")
     ap.add_argument("--no-group-by-length", action="store_true", help="train.group_by_length: false")
@@ -107,23 +120,30 @@ def main() -> None:
                   for k, v in splits.items()}
     if args.engine == "trainer" and args.modes != ["none"]:
         ap.error("--engine trainer trains single sentences: use --modes none")
+    if args.engine == "trainer" and any(STRATEGIES[s][1] != "none" for s in args.strategies):
+        ap.error("--engine trainer has no class weights: use --engine project for balanced and sqrt")
     labels = label_set(splits)
     tok = load_tokenizer(args.model)
     runs = []
-    for mode in args.modes:
+    columns = [(mode, strategy) for mode in args.modes for strategy in args.strategies]
+    for mode, strategy in columns:
         for seed in args.seeds:
-            runs.append(one_run(args, splits, labels, tok, mode, seed))
+            runs.append(one_run(args, splits, labels, tok, mode, seed, strategy))
             r = runs[-1]
-            print(f"{mode:9s} seed {seed}: test micro {r['test_micro_f1']:.4f} macro {r['test_macro_f1']:.4f} "
-                  f"train {r['train_s']:.1f}s predict {r['predict_s']:.2f}s", flush=True)
-    keys = ["test_micro_f1", "test_macro_f1"] + [f"test_f1_{l.replace(' ', '_')}" for l in labels] + ["train_s", "predict_s"]
+            print(f"{mode:9s} {strategy:9s} seed {seed}: test micro {r['test_micro_f1']:.4f} macro "
+                  f"{r['test_macro_f1']:.4f} train {r['train_s']:.1f}s predict {r['predict_s']:.2f}s", flush=True)
+            if args.json:  # every run as it ends: a long benchmark keeps what it measured
+                Path(args.json).write_text(json.dumps(runs, indent=2))
+    keys = ["test_micro_f1", "test_macro_f1", "test_weighted_f1"] + [f"test_f1_{l.replace(' ', '_')}" for l in labels] + [
+        "train_sentences", "train_s", "predict_s"]
     print(f"\n{args.engine}, lr {args.lr}, batch {args.batch_size}, {args.epochs} epochs, seeds {args.seeds}"
           f"{', downsampled' if args.downsample else ''}: mean ± sd")
-    print(f"| {'metric':28s} | " + " | ".join(f"{m:>17s}" for m in args.modes) + " |")
+    names = [mode if args.strategies == ["baseline"] else f"{mode}, {strategy}" for mode, strategy in columns]
+    print(f"| {'metric':28s} | " + " | ".join(f"{m:>17s}" for m in names) + " |")
     for k in keys:
         cells = []
-        for mode in args.modes:
-            v = [r[k] for r in runs if r["mode"] == mode]
+        for mode, strategy in columns:
+            v = [r[k] for r in runs if r["mode"] == mode and r["strategy"] == strategy]
             cells.append(f"{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}")
         print(f"| {k:28s} | " + " | ".join(f"{c:>17s}" for c in cells) + " |")
     if args.json:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from .encoding import IGNORE
 from .model import collate, device_and_dtype, pack, sentence_logits
+from .sampling import class_weights
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TrainConfig:
     fused_optimizer: bool = True    # fused AdamW kernels on CUDA
     pad_multiple: int = 16          # pad each batch to a multiple of this: a few fixed shapes
     group_by_length: bool = True    # batches of similar lengths (shuffled in chunks of 50 batches)
+    class_weights: str = "none"     # none | balanced | sqrt: loss weighted by inverse class frequency (sampling)
     log_every_steps: int = 50       # host-device sync for the loss only this often
     checkpoint_every_steps: int = 500
 
@@ -52,6 +54,7 @@ class TrainConfig:
         self.compile, self.cuda_graphs = str(self.compile).lower(), str(self.cuda_graphs).lower()
         if self.cuda_graphs not in ("auto", "true", "false"):
             raise ValueError(f"params.yaml train.cuda_graphs: '{self.cuda_graphs}' is not one of auto, true, false")
+        class_weights([1], self.class_weights)  # refuses an unknown weighting now, not after the model has loaded
 
     @classmethod
     def from_params(cls, train: dict, seed: int) -> "TrainConfig":
@@ -152,7 +155,8 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         if rank == 0:
             print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
 
-    step = make_step(model, optimizer, scheduler, config, mode, pad_id, device, dtype, rank, world_size)
+    loss_weights = class_weights(label_counts(examples, model.config.num_labels), config.class_weights)
+    step = make_step(model, optimizer, scheduler, config, mode, pad_id, device, dtype, rank, world_size, loss_weights)
 
     kill_at = int(os.environ.get("PUBMED_RCT_KILL_AT_STEP", "0"))  # tests: a real SIGKILL after a checkpoint
     bar = None
@@ -215,9 +219,20 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     if world_size > 1:
         dist.destroy_process_group()
     return {"train_loss": state["loss_sum"] / max(total_steps, 1), "train_runtime": round(runtime, 3),
+            "class_weights": [round(w, 6) for w in loss_weights] if loss_weights else None,
             "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
             "train_steps": state["step"], "train_samples": state["samples"], "world_size": world_size,
             "per_device_batch_size": config.batch_size // world_size, "global_batch_size": config.batch_size}
+
+
+def label_counts(examples: list[dict], num_labels: int) -> list[int]:
+    """Labelled sentences per class (label-id order) in the training examples: the split as trained."""
+    counts = [0] * num_labels
+    for e in examples:
+        for label in e["labels"]:
+            if label != IGNORE:
+                counts[label] += 1
+    return counts
 
 
 def make_optimizer(model, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -236,8 +251,11 @@ def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
 
 
 def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_id: int, device: torch.device,
-              dtype: torch.dtype | None, rank: int = 0, world_size: int = 1) -> Callable[[list[dict]], torch.Tensor]:
-    """One optimizer step on a global batch of examples; returns the loss on the device (no host sync)."""
+              dtype: torch.dtype | None, rank: int = 0, world_size: int = 1,
+              weights: list[float] | None = None) -> Callable[[list[dict]], torch.Tensor]:
+    """One optimizer step on a global batch of examples; returns the loss on the device (no host sync).
+    `weights`: a loss weight per class (class_weights), or None for the plain loss."""
+    weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
     net = model
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -252,7 +270,8 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
                             cache_enabled=not graphs):  # graphs: no cast cache across captures
             logits = sentence_logits(net, batch, mode)
-        loss = F.cross_entropy(logits.float(), batch["labels"], ignore_index=IGNORE, reduction="sum") * scale
+        loss = F.cross_entropy(logits.float(), batch["labels"], weight=weight, ignore_index=IGNORE,
+                               reduction="sum") * scale
         loss.backward()
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)

@@ -1,7 +1,8 @@
 """prepare: label maps from the data, optional downsampling of train; abstracts stay whole and ordered.
 
 Downsampling marks rows with `in_loss`: context: none drops the others; context: abstract keeps them
-as context that is not in the loss, so abstracts stay whole.
+as context that is not in the loss, so abstracts stay whole. metrics/data.json holds the class counts
+before and after, and the loss weights that train.class_weights gives them (train computes the same).
 """
 import sys
 from pathlib import Path
@@ -11,23 +12,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's p
 from pubmed_rct.abstracts import SPLITS, read_split, write_split
 from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json
 from pubmed_rct.labels import label_set, write_labels
-from pubmed_rct.sampling import class_counts, downsample
+from pubmed_rct.sampling import class_counts, class_weights, downsample
 
 RAW, OUT, METRICS = "data/raw", "data/prepared", "metrics/data.json"
 
 
 def main() -> None:
-    p = section(load_params(), "seed", "use_downsampling", "downsample")
+    p = section(load_params(), "seed", "use_downsampling", "downsample", "train")
     splits = {s: read_split(f"{RAW}/{s}.parquet") for s in SPLITS}
     labels = label_set(splits)
     masks = {s: [True] * len(rows) for s, rows in splits.items()}
     if p["use_downsampling"]:
-        masks["train"] = downsample(splits["train"], p["downsample"]["strategy"], int(p["seed"]))
+        masks["train"] = downsample(splits["train"], p["downsample"]["strategy"], int(p["seed"]),
+                                    p["downsample"].get("cap", "median"))
     metrics = {"labels": len(labels)}
     for s, rows in splits.items():
         metrics[f"{s}_sentences"] = sum(masks[s])
         metrics[f"{s}_counts_before"] = class_counts(rows)
         metrics[f"{s}_counts"] = class_counts(rows, masks[s])
+    weights = class_weights([metrics["train_counts"][label] for label in labels], p["train"]["class_weights"])
+    metrics["class_weights"] = dict(zip(labels, weights)) if weights else "none"
     with atomic_path(OUT) as tmp:
         tmp.mkdir()
         for s, rows in splits.items():

@@ -77,12 +77,15 @@ def main() -> None:
     with atomic_path(MODEL) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    result.update({"mlflow_run_id": run_id or "", "mlflow_tracking_uri": uri if run_id else ""})
+    weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
+    result.update({"class_weights": weights or config.class_weights, "mlflow_run_id": run_id or "",
+                   "mlflow_tracking_uri": uri if run_id else ""})
     write_json(METRICS, result)
     out = io.StringIO()
     csv.writer(out).writerows([("step", "train_loss"), *curve])
     write_text(LOSS_CURVE, out.getvalue())
-    safe_log(run_id, {k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")},
+    safe_log(run_id, {k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
+             | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()},
              result["train_steps"])
     print(f"train: {result}")
 

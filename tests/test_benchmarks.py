@@ -49,3 +49,19 @@ def test_number_form_trains_on_the_at_copy_and_scores_three_inputs(tiny_bert):
     for name in ("@ text", "digits, rewritten", "digits, as given"):
         assert 0 <= row[name]["micro_f1"] <= 1
     assert row["@ text"] == row["digits, rewritten"]  # the rewrite gives the model exactly the @ text
+
+
+def test_context_modes_compares_the_class_imbalance_strategies(tiny_bert, tmp_path):
+    out = tmp_path / "runs.json"
+    r = run(["python", "benchmarks/context_modes.py", "--model", str(tiny_bert), "--data", str(CORPUS), "--modes",
+             "none", "abstract", "--strategies", "baseline", "minority", "cap", "balanced", "sqrt", "--seeds", "1",
+             "--epochs", "1", "--lr", "1e-3", "--json", str(out)], ROOT, timeout=600)
+    runs = json.loads(out.read_text())
+    assert [(x["mode"], x["strategy"]) for x in runs] == [
+        (m, s) for m in ("none", "abstract") for s in ("baseline", "minority", "cap", "balanced", "sqrt")]
+    assert {x["strategy"]: x["train_sentences"] for x in runs} == {  # fixture: 284 sentences, 36 in the rarest class
+        "baseline": 284, "minority": 5 * 36, "cap": 222, "balanced": 284, "sqrt": 284}
+    assert "| test_weighted_f1" in r.stdout and "abstract, sqrt" in r.stdout
+    r = run(["python", "benchmarks/context_modes.py", "--model", str(tiny_bert), "--data", str(CORPUS),
+             "--modes", "none", "--engine", "trainer", "--strategies", "balanced"], ROOT, check=False)
+    assert r.returncode == 2 and "--engine trainer has no class weights" in r.stderr

@@ -255,3 +255,49 @@ def test_two_processes_killed_mid_epoch_resume_each_ranks_random_state(tokenized
     a, b = (load_file(p / "models/model/model.safetensors") for p in (whole, killed))
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["none", "abstract"])
+def test_weights_of_one_give_the_unweighted_steps_and_others_do_not(tiny_bert, mode):
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+    from pubmed_rct.training import TrainConfig, make_optimizer, make_step
+    auto = AutoModelForSequenceClassification if mode == "none" else AutoModelForTokenClassification
+    config = TrainConfig(learning_rate=5e-3, batch_size=4)
+    if mode == "none":
+        batches = [[{"input_ids": [2, 5 + i, 6 + j, 3], "positions": [0], "labels": [i % 3], "rows": [0]}
+                    for i in range(4)] for j in range(5)]
+    else:  # two abstracts a batch, each sentence classified at its [SEP]; one sentence only context (-100)
+        batches = [[{"input_ids": [2, 5 + j, 3, 6, 7 + i, 3], "positions": [2, 5], "labels": [i % 3, -100 if i else 1],
+                     "rows": [0, 1]} for i in range(2)] for j in range(5)]
+
+    def trained(weights):
+        torch.manual_seed(0)
+        model = auto.from_pretrained(tiny_bert, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        step = make_step(model, make_optimizer(model, config, torch.device("cpu")), None, config, mode, 0,
+                         torch.device("cpu"), None, weights=weights)
+        losses = [float(step(batch)) for batch in batches]
+        return model.state_dict(), losses
+
+    plain, plain_losses = trained(None)
+    ones, ones_losses = trained([1.0, 1.0, 1.0])
+    assert ones_losses == plain_losses
+    for name in plain:
+        torch.testing.assert_close(ones[name], plain[name], rtol=0, atol=0)
+    _, weighted_losses = trained([0.2, 1.0, 5.0])
+    assert weighted_losses[0] != plain_losses[0]
+
+
+def test_capped_and_weighted_training_records_the_weights_it_used(tmp_path, tiny_bert):
+    """context abstract, cap at 40 sentences a class, balanced weights: data.json and train.json agree with the
+    weights computed by hand from the capped counts."""
+    p = make_project(tmp_path / "project", tiny_bert, context="abstract", use_downsampling=True,
+                     **{"downsample.strategy": "cap", "downsample.cap": 40, "train.class_weights": "balanced",
+                        "train.num_epochs": 2, "tracking.required": False})
+    run(["dvc", "repro", "train"], p, {"MLFLOW_TRACKING_URI": ""})
+    data = json.loads((p / "metrics/data.json").read_text())
+    counts = data["train_counts"]
+    assert counts == {k: min(v, 40) for k, v in data["train_counts_before"].items()} != data["train_counts_before"]
+    n, k = sum(counts.values()), len(counts)
+    expected = {label: n / (k * c) for label, c in counts.items()}
+    assert data["class_weights"] == pytest.approx(expected)
+    assert json.loads((p / "metrics/train.json").read_text())["class_weights"] == pytest.approx(expected, abs=1e-6)
