@@ -17,7 +17,7 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import numbers
+from . import normalize, numbers
 from .io import atomic_path
 
 SPLITS = ("train", "validation", "test")
@@ -86,7 +86,7 @@ def read_text_file(path: str | Path) -> list[dict]:
         raise DataError(f"{path}: file not found")
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (as many Windows editors write) is no text
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not valid UTF-8 (byte {data[e.start]:#04x}); re-encode the file as UTF-8") from e
@@ -222,6 +222,9 @@ def read_source(source: str, revision: str | None = None) -> tuple[dict[str, lis
                         "or a copy of a hub dataset repo)")
     else:
         splits, meta = read_hub_dataset(source, revision)
+    for rows in splits.values():  # the same Unicode clean-up as raw text gets at prediction time
+        for r in rows:
+            r["text"] = normalize.clean(r["text"])
     meta["number_form"] = numbers.detect(r["text"] for rows in splits.values() for r in rows)
     return splits, meta
 

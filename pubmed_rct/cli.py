@@ -8,21 +8,11 @@ import sys
 from pathlib import Path
 
 from .io import atomic_path
+from .sections import sections
 from .sentences import InputError
 
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m", "\033[37m"]
 RESET, BOLD = "\033[0m", "\033[1m"
-
-
-def sections(sentences: list[dict]) -> list[dict]:
-    """Consecutive sentences of the same label as one section."""
-    out: list[dict] = []
-    for s in sentences:
-        if out and out[-1]["label"] == s["label"]:
-            out[-1]["sentences"].append(s)
-        else:
-            out.append({"label": s["label"], "sentences": [s]})
-    return out
 
 
 def render(sentences: list[dict], fmt: str, labels: list[str], colour: bool = False) -> str:
@@ -78,7 +68,7 @@ def predict(args) -> int:
 def predict_batch(labeler, args) -> int:
     """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
     from tqdm.auto import tqdm
-    with open(args.jsonl, encoding="utf-8") as f:
+    with open(args.jsonl, encoding="utf-8-sig") as f:  # a byte-order mark is accepted and dropped
         lines = f.read().splitlines()
     records, errors = [], []
     for number, line in enumerate(lines, 1):
@@ -132,15 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="the web page and JSON API on http://127.0.0.1:8000")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--threads", type=int, default=4, help="requests handled at once (the model runs one at a time)")
     s.add_argument("--model", default="models/model")
     s.add_argument("--run-id")
     args = parser.parse_args(argv)
     try:
         if args.command == "predict":
             return predict(args)
-        from .web import create_app
+        from .web import create_app, make_server
         from .predict import Labeler
-        create_app(Labeler.load(model_dir(args))).run(host=args.host, port=args.port, threaded=True)
+        server = make_server(create_app(Labeler.load(model_dir(args))), args.host, args.port, args.threads)
+        print(f"serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
         return 0
     except (InputError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
+
+from .normalize import clean
 
 MAX_CHARS = 20_000  # far above any real abstract (PubMed caps them near 4,000 characters)
 
@@ -24,11 +27,14 @@ def _segmenter():
 
 
 def check_text(text: str) -> str:
+    """The text cleaned (normalize.clean), or InputError saying why it cannot be labelled."""
     if not isinstance(text, str):
         raise InputError("the abstract must be text")
+    text = clean(text)
     if len(text) > MAX_CHARS:
         raise InputError(f"the text has {len(text):,} characters; the limit is {MAX_CHARS:,} (one abstract)")
-    if "\x00" in text or sum(not c.isprintable() and c not in "\n\r\t" for c in text) > len(text) // 100 + 2:
+    controls = sum(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text)  # real control bytes
+    if "\x00" in text or controls > len(text) // 100 + 2:
         raise InputError("the text holds binary data (control characters); paste the abstract as plain text")
     if not text.strip():
         raise InputError("the text is empty; paste an abstract")
@@ -37,7 +43,7 @@ def check_text(text: str) -> str:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of an abstract in order. Line breaks inside a paragraph are spaces; blank lines end one."""
-    check_text(text)
+    text = check_text(text)
     sentences = []
     for paragraph in re.split(r"\n\s*\n", text):
         flat = re.sub(r"\s+", " ", paragraph).strip()

@@ -42,6 +42,22 @@ def test_non_utf8_names_the_line(tmp_path):
         read_text_file(f)
 
 
+def test_a_byte_order_mark_is_accepted_and_lines_still_counted(tmp_path):
+    f = tmp_path / "train.txt"
+    f.write_bytes("\ufeff###1\nRESULTS\tIt fell by 30\u00a0% .\n".encode())
+    assert [(r["abstract_id"], r["label"]) for r in read_text_file(f)] == [("1", "RESULTS")]
+    f.write_bytes("\ufeff###1\nRESULTS\tok .\nno tab here\n".encode())
+    with pytest.raises(DataError, match=r"train.txt:3: expected 'LABEL<TAB>sentence'"):
+        read_text_file(f)
+
+
+def test_corpus_text_gets_the_clean_up_raw_text_gets(tmp_path):
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        (tmp_path / name).write_text("###1\nRESULTS\tIt fell by 30\u00a0% in 12\u202fweeks\u200b .\n")
+    splits, _ = read_source(str(tmp_path))
+    assert splits["train"][0]["text"] == "It fell by 30 % in 12 weeks ."
+
+
 def test_missing_folder_and_file(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         read_source(str(tmp_path / "nope"))

@@ -50,7 +50,8 @@ def test_text_json_and_markdown_output(sentence_model):
 def test_batch_jsonl_labels_good_lines_and_names_bad_ones(sentence_model, tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("\n".join([json.dumps({"id": "a", "text": ABSTRACT}), "{not json", json.dumps({"id": "e", "text": " "}),
-                              json.dumps("Aspirin is safe and effective for asthma.")]) + "\n")
+                              json.dumps("Aspirin is safe and effective for asthma.")]) + "\n",
+                   encoding="utf-8-sig")  # with a byte-order mark, as Windows editors write
     r = run([*PREDICT, "--model", str(sentence_model), "--jsonl", str(src), "-o", str(out), "--batch-size", "2"],
             ROOT, check=False)
     assert r.returncode == 1
@@ -58,6 +59,16 @@ def test_batch_jsonl_labels_good_lines_and_names_bad_ones(sentence_model, tmp_pa
     lines = [json.loads(l) for l in out.read_text().splitlines()]
     assert [l["id"] for l in lines] == ["a", 4]
     assert [s["label"] for s in lines[0]["sentences"]] == ROLES
+
+
+def test_a_file_pasted_from_a_pdf_is_labelled(sentence_model, tmp_path):
+    pasted = tmp_path / "abstract.txt"  # byte-order mark, no-break spaces, a soft hyphen, a zero-width space
+    pasted.write_text(ABSTRACT.replace("12 weeks", "12\u00a0weeks").replace("30 %", "30\u202f%")
+                      .replace("randomly", "ran\u00addomly\u200b"), encoding="utf-8-sig")
+    r = run([*PREDICT, "--model", str(sentence_model), "-f", str(pasted), "--format", "json"], ROOT)
+    sentences = json.loads(r.stdout)["sentences"]
+    assert [s["label"] for s in sentences] == ROLES
+    assert sentences[2]["sentence"] == "Patients were randomly assigned to aspirin or control for 12 weeks."
 
 
 def test_bad_input_and_missing_model(sentence_model, tmp_path):

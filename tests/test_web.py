@@ -1,13 +1,17 @@
 """The JSON API (Flask test client) and the page, driven in real headless Chromium."""
+import contextlib
+import json
 import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from werkzeug.serving import make_server
 
 from conftest import ABSTRACT, ROLES
 from pubmed_rct.predict import Labeler
 from pubmed_rct.sentences import MAX_CHARS
-from pubmed_rct.web import create_app
+from pubmed_rct.web import create_app, make_server
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,8 @@ def test_api_labels_an_abstract(app):
     ({"json": {"text": "a\x00\x01\x02b"}}, 400, "binary"),
     ({"data": b"\xff\xfe\x00", "content_type": "application/json"}, 400, "string field 'text'"),
     ({"data": "text", "content_type": "text/plain"}, 415, "send JSON"),
-    ({"data": b"x" * (5 * MAX_CHARS), "content_type": "application/json"}, 413, "too large"),
+    ({"data": b"x" * (13 * MAX_CHARS), "content_type": "application/json"}, 413, "too large"),
+    ({"data": json.dumps({"text": "\u00e9" * (MAX_CHARS + 1)}), "content_type": "application/json"}, 413, "limit is"),
 ])
 def test_api_errors_are_json_4xx_and_the_server_keeps_serving(app, kwargs, status, message):
     client = app.test_client()
@@ -40,13 +45,75 @@ def test_api_errors_are_json_4xx_and_the_server_keeps_serving(app, kwargs, statu
     assert client.post("/api/label", json={"text": ABSTRACT}).status_code == 200
 
 
+def test_json_escaping_every_character_stays_under_the_byte_limit(app):
+    """20,000 characters of Greek, each sent as a \\uXXXX escape: the character limit, not a too-large body."""
+    text = ("\u0397 \u03c0\u03af\u03b5\u03c3\u03b7 \u03bc\u03b5\u03b9\u03ce\u03b8\u03b7\u03ba\u03b5. " * 2000)[:MAX_CHARS]
+    body = json.dumps({"text": text})  # ensure_ascii: every Greek letter as 6 bytes
+    assert len(text) == MAX_CHARS and len(body) > 4 * MAX_CHARS + 1024  # past the byte limit before (81,024)
+    r = app.test_client().post("/api/label", data=body, content_type="application/json")
+    assert r.status_code == 200, r.get_json()
+
+
+@contextlib.contextmanager
+def serving(app):
+    """The app on the project's server (waitress) on a free port, in a thread."""
+    srv = make_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}/"
+    finally:
+        srv.close()
+
+
 @pytest.fixture(scope="module")
 def server(app):
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}/"
-    srv.shutdown()
+    with serving(app) as url:
+        yield url
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url + "api/label", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_eight_clients_at_once_each_get_their_own_answer(server):
+    texts = [ABSTRACT.replace("12 weeks", f"{i + 2} weeks") if i % 2 else "Aspirin is safe and effective for asthma."
+             for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda t: post(server, {"text": t}), texts))
+    for text, (status, body) in zip(texts, answers):
+        assert status == 200 and " ".join(s["sentence"] for s in body["sentences"]) == text
+        assert [s["label"] for s in body["sentences"]] == (ROLES if text != texts[0] else ["CONCLUSIONS"])
+
+
+def test_an_internal_error_answers_json_500_and_the_server_keeps_serving(sentence_model):
+    labeler = Labeler.load(sentence_model)
+
+    class Failing:  # the real labeler, but one text makes it fail inside
+        mode, labels = labeler.mode, labeler.labels
+
+        def label(self, texts):
+            if texts == ["fail"]:
+                raise RuntimeError("a bug")
+            return labeler.label(texts)
+
+    with serving(create_app(Failing())) as url:
+        status, body = post(url, {"text": "fail"})
+        assert status == 500 and "internal error" in body["error"]
+        status, body = post(url, {"text": ABSTRACT})
+        assert status == 200 and [s["label"] for s in body["sentences"]] == ROLES
+
+
+def test_serving_beyond_loopback_says_what_is_exposed(app, capsys):
+    make_server(app, "127.0.0.1", 0).close()
+    assert capsys.readouterr().err == ""
+    make_server(app, "0.0.0.0", 0).close()
+    assert "reachable from other machines" in capsys.readouterr().err
 
 
 def test_page_in_chromium_shows_coloured_sections(server, tmp_path):
