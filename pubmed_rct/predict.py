@@ -12,7 +12,7 @@ import torch
 from . import numbers
 from .encoding import build_examples, special_ids, tokenize_sentences
 from .model import cpu_has_bf16, load_trained, predict_proba
-from .sentences import InputError, split_sentences
+from .sentences import InputError, split_abstract
 
 
 class Labeler:
@@ -43,8 +43,14 @@ class Labeler:
         return 16 if self.mode == "none" else 40
 
     def label(self, texts: list[str], batch_size: int | None = None) -> list[list[dict]]:
-        """For each abstract, its sentences with label and probability (all labels' in `probabilities`)."""
-        return self.label_sentences([split_sentences(t) for t in texts], batch_size)
+        """For each abstract, its sentences with label and probability (all labels' in `probabilities`), and the
+        section heading each stood under in a structured abstract (`heading`, None where there was none)."""
+        split = [split_abstract(t) for t in texts]
+        labelled = self.label_sentences([[s for _, s in pairs] for pairs in split], batch_size)
+        for pairs, sentences in zip(split, labelled):
+            for (heading, _), sentence in zip(pairs, sentences):
+                sentence["heading"] = heading
+        return labelled
 
     def label_sentences(self, split: list[list[str]], batch_size: int | None = None) -> list[list[dict]]:
         """Like label, for abstracts already split into sentences."""

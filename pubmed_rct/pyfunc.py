@@ -11,7 +11,8 @@ from .tracking import tracking_uri
 
 class SentenceRoles(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a `text` column (a sentence or a whole abstract per row).
-    Output: one row per sentence: `input` (row index), `sentence`, `label`, `probability`."""
+    Output: one row per sentence: `input` (row index), `sentence`, `label`, `probability`, `heading` (the
+    section heading of a structured abstract the sentence stood under, or None)."""
 
     def load_context(self, context):
         from pubmed_rct.predict import Labeler
@@ -23,7 +24,7 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
         rows = []
         for i, sentences in enumerate(self.labeler.label(texts)):
             rows.extend({"input": i, **s} for s in sentences)
-        return pd.DataFrame(rows, columns=["input", "sentence", "label", "probability"])
+        return pd.DataFrame(rows, columns=["input", "sentence", "label", "probability", "heading"])
 
 
 def log_model(run_id: str, model_dir: str | Path) -> None:

@@ -61,6 +61,25 @@ def test_batch_jsonl_labels_good_lines_and_names_bad_ones(sentence_model, tmp_pa
     assert [s["label"] for s in lines[0]["sentences"]] == ROLES
 
 
+STRUCTURED = ("BACKGROUND: Asthma remains a major public health problem worldwide.\nObjective. The objective was to "
+              "evaluate aspirin for asthma.\nMETHODS\nPatients were randomly assigned to aspirin or control for 12 "
+              "weeks. RESULTS: Pain decreased by 30 % in the aspirin group (p < 0.05).\nConclusions - Aspirin is safe "
+              "and effective for asthma.")
+
+
+def test_a_structured_abstract_keeps_its_headings_beside_the_labels(sentence_model):
+    r = run([*PREDICT, "--model", str(sentence_model), STRUCTURED, "--format", "json"], ROOT)
+    sentences = json.loads(r.stdout)["sentences"]
+    assert [s["label"] for s in sentences] == ROLES  # the model reads the sentences without their headings
+    assert [s["heading"] for s in sentences] == ["BACKGROUND", "Objective", "METHODS", "RESULTS", "Conclusions"]
+    assert sentences[0]["sentence"] == "Asthma remains a major public health problem worldwide."
+    text = run([*PREDICT, "--model", str(sentence_model), STRUCTURED], ROOT).stdout
+    assert "  [Objective]" in text and "Objective." not in text
+    markdown = run([*PREDICT, "--model", str(sentence_model), STRUCTURED, "--format", "markdown"], ROOT).stdout
+    assert "**METHODS:** _METHODS:_ Patients were randomly" in markdown
+    assert Labeler.load(sentence_model).label([ABSTRACT])[0][0]["heading"] is None
+
+
 def test_a_file_pasted_from_a_pdf_is_labelled(sentence_model, tmp_path):
     pasted = tmp_path / "abstract.txt"  # byte-order mark, no-break spaces, a soft hyphen, a zero-width space
     pasted.write_text(ABSTRACT.replace("12 weeks", "12\u00a0weeks").replace("30 %", "30\u202f%")

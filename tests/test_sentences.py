@@ -37,3 +37,40 @@ def test_threads_splitting_at_once_keep_their_own_sentences():
         results = list(pool.map(split_sentences, texts * 5))
     assert results == [split_sentences(t) for t in texts] * 5
     assert results[7] == ["Group 7 got 7.5 mg daily (p < 0.05).", "Smith et al. agreed in Fig. 7.", "We stopped."]
+
+
+STRUCTURED = ("BACKGROUND: Asthma is common.\nObjective. We tested aspirin.\nMETHODS\nWe randomised 120 adults. "
+              "Results - Pain fell (p < 0.05). CONCLUSIONS: Aspirin helps.")
+
+
+def test_headings_of_structured_abstracts_are_taken_out_and_kept():
+    from pubmed_rct.sentences import split_abstract
+    assert split_abstract(STRUCTURED) == [
+        ("BACKGROUND", "Asthma is common."), ("Objective", "We tested aspirin."), ("METHODS", "We randomised 120 adults."),
+        ("METHODS", "Results - Pain fell (p < 0.05)."),  # a dash makes a heading at a line's start only
+        ("CONCLUSIONS", "Aspirin helps.")]
+    assert split_abstract("A first sentence.\nResults - Pain fell.")[1] == ("Results", "Pain fell.")
+
+
+@pytest.mark.parametrize("heading", ["INTRODUCTION", "AIMS", "Purpose", "DESIGN", "SETTING", "PARTICIPANTS",
+                                     "Interventions", "MEASUREMENTS", "FINDINGS", "INTERPRETATION", "Discussion",
+                                     "Materials and methods", "DESIGN, SETTING, AND PARTICIPANTS",
+                                     "MAIN OUTCOMES AND MEASURES", "Conclusions and Relevance"])
+def test_heading_synonyms_in_each_form(heading):
+    from pubmed_rct.sentences import split_abstract
+    for text in (f"{heading}: It was done.", f"{heading}. It was done.", f"{heading}\nIt was done.",
+                 f"Before. {heading}: It was done.", f"{heading} \u2013 It was done."):
+        assert split_abstract(text)[-1] == (heading, "It was done."), text
+
+
+@pytest.mark.parametrize("text", ["The results: were good.", "Background noise was low.", "Results were mixed.",
+                                  "We met the aims. methods: none.", "Design of the trial was simple."])
+def test_words_that_only_look_like_headings_stay_in_the_sentence(text):
+    from pubmed_rct.sentences import split_abstract
+    pairs = split_abstract(text)
+    assert {h for h, _ in pairs} == {None} and " ".join(s for _, s in pairs) == text
+
+
+def test_headings_alone_are_refused():
+    with pytest.raises(InputError, match="only section headings"):
+        split_sentences("METHODS:\nRESULTS.")

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import ABSTRACT, ROLES
+from test_predict import STRUCTURED
 from pubmed_rct.predict import Labeler
 from pubmed_rct.sentences import MAX_CHARS
 from pubmed_rct.web import create_app, make_server
@@ -134,6 +135,12 @@ def test_page_in_chromium_shows_coloured_sections(server, tmp_path):
         title = page.get_attribute(".sentence[data-label=METHODS]", "title")
         assert title.splitlines()[0].startswith("METHODS: ")  # probabilities on hover, best first
         page.screenshot(path=str(tmp_path / "page.png"))
+        page.fill("#text", STRUCTURED)  # a structured abstract: its own headings shown where they begin
+        page.click("#go")
+        page.wait_for_function("document.querySelectorAll('.heading').length === 5")
+        assert page.eval_on_selector_all(".heading", "els => els.map(e => e.textContent)") == [
+            "BACKGROUND:", "Objective:", "METHODS:", "RESULTS:", "Conclusions:"]
+        assert page.eval_on_selector_all(".section", "els => els.map(e => e.dataset.label)") == ROLES
         page.fill("#text", "   ")
         page.click("#go")
         page.wait_for_function("document.getElementById('error').textContent.length > 0")
