@@ -129,3 +129,11 @@ def test_wrong_password_is_refused(tokenized_project, tmp_path):
             assert client(uri).create_experiment("auth-ok")  # the right password is let in
         finally:
             del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+
+
+@pytest.mark.parametrize("hosts", ["*", "mlflow.example.org,", "a.example.org, ,b.example.org", "*.example.org"])
+def test_tracking_server_off_loopback_refuses_wildcard_or_empty_allowed_hosts(tmp_path, hosts):
+    r = run([str(ROOT / "bin/tracking-server")], tmp_path, {"MLFLOW_HOME": str(tmp_path), "MLFLOW_HOST": "0.0.0.0",
+                                                           "MLFLOW_ALLOWED_HOSTS": hosts}, check=False, timeout=60)
+    assert r.returncode == 2 and "holds a wildcard or an empty entry" in r.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before anything started
