@@ -146,7 +146,7 @@ def read_hub_dataset(path: str, revision: str | None = None) -> tuple[dict[str, 
         hint = ("check data.revision (a commit of that dataset, or `main` for the newest)"
                 if "Revision" in str(e) else "check the id on https://huggingface.co/datasets (a private or "
                 "gated dataset also needs `hf auth login`)")
-        raise DataError(f"{where}: {e}; {hint}") from e
+        raise DataError(f"{where}: {str(e).rstrip('.')}; {hint}") from e
     except (DataFilesNotFoundError, EmptyDatasetError) as e:
         raise DataError(f"{where}: {e}; expected train/dev/test data files (*.jsonl, *.parquet or *.csv)") from e
     except DatasetGenerationError as e:  # a file that does not parse, or splits with different columns
