@@ -53,14 +53,17 @@ HEADINGS = [
     "results", "main results", "findings", "conclusion", "conclusions", "conclusions and relevance",
     "interpretation", "discussion", "significance", "implications", "clinical relevance", "limitations",
     "summary", "trial registration", "registration", "funding", "evidence acquisition", "evidence synthesis",
+    "background and aims", "background and objectives", "background and purpose", "aims and objectives",
 ]
 _NAMES = "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in sorted(HEADINGS, key=len, reverse=True))
-# At the start of a line: alone on it (":" or "." allowed), or followed by ":", "." or a dash; after a
-# sentence's end inside a paragraph: followed by ":" only (a colon makes a capitalised word a heading).
+# At the start of a line: alone on it (":" or "." allowed), followed by ":", "." or a dash, or followed by a
+# capitalised word with nothing between (a heading set in bold, as PDFs paste); after a sentence's end inside a
+# paragraph: followed by ":" or "." (a colon, or a one-word "sentence", makes a capitalised word a heading).
 _HEADING = re.compile(
     rf"(?im)^[ \t]*(?P<alone>{_NAMES})[ \t]*[:.]?[ \t]*$"
-    rf"|^[ \t]*(?P<start>{_NAMES})[ \t]*(?:[:.]|[-\u2013\u2014](?=\s))[ \t]*"
-    rf"|(?<=[.!?])[ \t]+(?P<inline>{_NAMES})[ \t]*:[ \t]*")
+    rf"|^[ \t]*(?P<start>{_NAMES})[ \t]*(?:[:.]|[-\u2013\u2014]{{1,2}}(?=\s))[ \t]*"
+    rf"|^[ \t]*(?P<bare>{_NAMES})[ \t]+(?-i:(?=[A-Z](?![A-Z])))"
+    rf"|(?<=[.!?])[ \t]+(?P<inline>{_NAMES})[ \t]*(?::|\.(?=\s))[ \t]*")
 
 
 def _is_heading_case(words: str) -> bool:
@@ -68,26 +71,97 @@ def _is_heading_case(words: str) -> bool:
     return words[:1].isupper() and (words.isupper() or not words[1:].isupper())
 
 
-def split_abstract(text: str) -> list[tuple[str | None, str]]:
-    """(heading, sentence) pairs of an abstract in order: a structured abstract's section headings are taken
-    out of the sentences and given with each sentence under them (None before the first). Line breaks inside
-    a paragraph are spaces; blank lines end one."""
+def paragraphs(text: str) -> list[tuple[str | None, str]]:
+    """(heading, paragraph) pairs of an abstract in order, a paragraph's line breaks made spaces: a structured
+    abstract's section headings are taken out and given with each paragraph under them (None before the
+    first). Blank lines end a paragraph."""
     text = check_text(text)
     parts: list[tuple[str | None, str]] = []
     heading, start = None, 0
     for m in _HEADING.finditer(text):
-        name = m.group("alone") or m.group("start") or m.group("inline")
+        name = m.group("alone") or m.group("start") or m.group("bare") or m.group("inline")
         if not _is_heading_case(name):
             continue
         parts.append((heading, text[start:m.start()]))
         heading, start = " ".join(name.split()), m.end()
     parts.append((heading, text[start:]))
+    return [(heading, flat) for heading, chunk in parts for paragraph in re.split(r"\n\s*\n", chunk)
+            if (flat := re.sub(r"\s+", " ", paragraph).strip())]
+
+
+# Abbreviations that never end a sentence in an abstract ("vs. placebo", "approx. 30", "cf. ref. 14", "Dr. Patel").
+_NEVER_FINAL = {"approx", "ca", "cf", "vs", "e.g", "i.e", "dr", "prof", "mr", "mrs", "ms", "st", "fig", "figs",
+                "ref", "refs", "eq", "no", "nos", "incl", "viz", "al.,"}
+# Abbreviations that end a sentence only when the next one starts with a word ("12 wk. The", but "wk. 2").
+_BEFORE_NUMBERS = {"wk", "wks", "mo", "mos", "yr", "yrs", "d", "h", "hr", "hrs", "min", "mins", "sec", "vol", "p"}
+_LAST_WORD = re.compile(r"(?:^|[\s(\[])([A-Za-z][A-Za-z.]*)\.$")
+# Inside a segment: ". " then a capitalised word (not an acronym), after a word that is not an abbreviation.
+_MISSED_END = re.compile(r"(?<=\.)\s+(?=[A-Z][a-z]|[A-Z]\s)")
+
+
+def _last_word(sentence: str) -> str:
+    m = _LAST_WORD.search(sentence)
+    return m.group(1).lower() if m else ""
+
+
+def _joins(previous: str, following: str) -> bool:
+    """Whether a segmenter's break between two pieces falls inside one sentence."""
+    if following[:1].islower() or following[:1] in ",;:)]%":
+        return True  # a sentence starts with a capital, a digit or an opening bracket
+    if not re.search(r"[.!?][\"')\]\u201d\u2019]*$", previous):
+        return True  # nor does one end without a stop ("compared | (i) metformin, | (ii) ...")
+    word = _last_word(previous)
+    return word in _NEVER_FINAL or (word in _BEFORE_NUMBERS | {"no"} and following[:1].isdigit())
+
+
+def _ends_here(text: str, dot: int) -> bool:
+    """Whether the '.' at text[dot] ends a sentence, the next word being capitalised."""
+    word = _last_word(text[:dot + 1])
+    dotted = re.search(r"(?:\b[A-Za-z]\.){2,}$", text[:dot + 1])  # U.S., e.g., b.i.d.: an abbreviation
+    return bool(word) and word not in _NEVER_FINAL and not dotted and word != "al"
+
+
+def _spans(paragraph: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """Where each of a segmenter's pieces lies in the paragraph (in order; pieces it changed are skipped)."""
+    spans, cursor = [], 0
+    for piece in (p.strip() for p in pieces):
+        at = paragraph.find(piece, cursor) if piece else -1
+        if at >= 0:
+            spans.append((at, at + len(piece)))
+            cursor = at + len(piece)
+    return spans
+
+
+def repair(paragraph: str, pieces: list[str]) -> list[str]:
+    """A segmenter's sentences of the paragraph mended with what abstracts need: pieces split after an
+    abbreviation that does not end a sentence (approx., no., cf., vs., "wk. 2") joined again; sentences run
+    together after a word the segmenter took for an abbreviation ("for drug B. Adverse events", "at 24 h.
+    Atrial") split. The sentences are the paragraph's own characters, spacing included."""
+    joined: list[list[int]] = []
+    for start, end in _spans(paragraph, pieces):
+        if joined and _joins(paragraph[joined[-1][0]:joined[-1][1]], paragraph[start:end]):
+            joined[-1][1] = end
+        else:
+            joined.append([start, end])
     out = []
-    for heading, chunk in parts:
-        for paragraph in re.split(r"\n\s*\n", chunk):
-            flat = re.sub(r"\s+", " ", paragraph).strip()
-            if flat:
-                out.extend((heading, s.strip()) for s in _segmenter().segment(flat) if s.strip())
+    for start, end in joined:
+        sentence, cut = paragraph[start:end], 0
+        for m in _MISSED_END.finditer(sentence):
+            if _ends_here(sentence, m.start() - 1) and not _joins(sentence[cut:m.start()], sentence[m.end():]):
+                out.append(sentence[cut:m.start()])
+                cut = m.end()
+        out.append(sentence[cut:])
+    return out
+
+
+def segment(paragraph: str) -> list[str]:
+    """Sentences of one paragraph (no line breaks, no headings): pysbd's, repaired."""
+    return repair(paragraph, _segmenter().segment(paragraph))
+
+
+def split_abstract(text: str) -> list[tuple[str | None, str]]:
+    """(heading, sentence) pairs of an abstract in order (paragraphs, then segment)."""
+    out = [(heading, sentence) for heading, paragraph in paragraphs(text) for sentence in segment(paragraph)]
     if not out:
         raise InputError("the text holds only section headings; paste the abstract's sentences too")
     return out
