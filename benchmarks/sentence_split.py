@@ -2,7 +2,11 @@
 abstracts split exactly, for pysbd alone, pysbd with this project's rules (the splitter predict uses) and the
 other rule-based segmenters on PyPI that need no download at run time.
 
-  python benchmarks/sentence_split.py [--show-errors ENGINE]
+  python benchmarks/sentence_split.py [--gold FILE | --corpus PUBMED_RCT_FILE] [--show-errors ENGINE]
+
+--corpus scores on a corpus in the PubMed RCT text format against its own sentence splits (each abstract's
+sentences joined by spaces; such corpora are tokenized, "p < 0.05 ." and all, and keep some headings and
+enumerations as sentences of their own, so their figures are lower for every splitter).
 
 The alternatives are not project requirements: `pip install -r benchmarks/requirements-splitters.txt` (a
 missing one is reported and skipped). Every engine gets the same input: the abstract's paragraphs with the
@@ -44,6 +48,14 @@ def read_gold(path: Path = GOLD) -> list[tuple[str, str, list[tuple[str | None, 
                 gold.append((heading, sentence))
         out.append((ident.strip(), text, gold))
     return out
+
+
+def read_corpus(path: Path) -> list[tuple[str, str, list[tuple[None, str]]]]:
+    """(id, sentences joined by spaces, the corpus's own sentences) for each abstract of a PubMed RCT file."""
+    from pubmed_rct.abstracts import abstracts_of, read_text_file
+    rows = read_text_file(path)
+    return [(rows[g[0]]["abstract_id"], " ".join(rows[i]["text"] for i in g), [(None, rows[i]["text"]) for i in g])
+            for g in abstracts_of(rows)]
 
 
 def score(pred: list[str], gold: list[str]) -> tuple[int, int, int]:
@@ -117,10 +129,12 @@ def evaluate(engine, gold_set) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gold", type=Path, default=GOLD)
+    ap.add_argument("--corpus", type=Path, help="a PubMed RCT text-format file instead of --gold")
     ap.add_argument("--show-errors", metavar="ENGINE", help="print the sentences ENGINE gets wrong")
     args = ap.parse_args()
-    gold_set = read_gold(args.gold)
-    print(f"{len(gold_set)} abstracts, {sum(len(g) for _, _, g in gold_set)} gold sentences ({args.gold.name})\n")
+    source = args.corpus or args.gold
+    gold_set = read_corpus(args.corpus) if args.corpus else read_gold(args.gold)
+    print(f"{len(gold_set)} abstracts, {sum(len(g) for _, _, g in gold_set)} gold sentences ({source.name})\n")
     print(f"| {'splitter':38} | precision | recall | F1    | abstracts exact |")
     print(f"|{'-' * 40}|-----------|--------|-------|-----------------|")
     for name, engine in engines().items():

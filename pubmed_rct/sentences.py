@@ -94,7 +94,7 @@ _NEVER_FINAL = {"approx", "ca", "cf", "vs", "e.g", "i.e", "dr", "prof", "mr", "m
                 "ref", "refs", "eq", "no", "nos", "incl", "viz", "al.,"}
 # Abbreviations that end a sentence only when the next one starts with a word ("12 wk. The", but "wk. 2").
 _BEFORE_NUMBERS = {"wk", "wks", "mo", "mos", "yr", "yrs", "d", "h", "hr", "hrs", "min", "mins", "sec", "vol", "p"}
-_LAST_WORD = re.compile(r"(?:^|[\s(\[])([A-Za-z][A-Za-z.]*)\.$")
+_LAST_WORD = re.compile(r"(?:^|[\s(\[/-])([A-Za-z][A-Za-z.]*)\.$")
 # Inside a segment: ". " then a capitalised word (not an acronym), after a word that is not an abbreviation.
 _MISSED_END = re.compile(r"(?<=\.)\s+(?=[A-Z][a-z]|[A-Z]\s)")
 
@@ -106,11 +106,13 @@ def _last_word(sentence: str) -> str:
 
 def _joins(previous: str, following: str) -> bool:
     """Whether a segmenter's break between two pieces falls inside one sentence."""
-    if following[:1].islower() or following[:1] in ",;:)]%":
-        return True  # a sentence starts with a capital, a digit or an opening bracket
+    if following[:1] in ",;:)]%":
+        return True  # no sentence starts with these
     if not re.search(r"[.!?][\"')\]\u201d\u2019]*$", previous):
         return True  # nor does one end without a stop ("compared | (i) metformin, | (ii) ...")
     word = _last_word(previous)
+    if following[:1].islower():  # after an abbreviation ("yrs. of age", "2 g i.v. or"), not after a word
+        return word in _NEVER_FINAL | _BEFORE_NUMBERS or "." in word or len(word) == 1
     return word in _NEVER_FINAL or (word in _BEFORE_NUMBERS | {"no"} and following[:1].isdigit())
 
 
@@ -118,6 +120,8 @@ def _ends_here(text: str, dot: int) -> bool:
     """Whether the '.' at text[dot] ends a sentence, the next word being capitalised."""
     word = _last_word(text[:dot + 1])
     dotted = re.search(r"(?:\b[A-Za-z]\.){2,}$", text[:dot + 1])  # U.S., e.g., b.i.d.: an abbreviation
+    if len(word) == 1:  # "for drug B." ends a sentence; initials ("Voss, A. Reinhart", "S. M. Wolinsky") do not
+        return bool(re.search(r"[a-z0-9]\s+[A-Za-z]\.$", text[:dot + 1]))
     return bool(word) and word not in _NEVER_FINAL and not dotted and word != "al"
 
 

@@ -65,3 +65,11 @@ def test_context_modes_compares_the_class_imbalance_strategies(tiny_bert, tmp_pa
     r = run(["python", "benchmarks/context_modes.py", "--model", str(tiny_bert), "--data", str(CORPUS),
              "--modes", "none", "--engine", "trainer", "--strategies", "balanced"], ROOT, check=False)
     assert r.returncode == 2 and "--engine trainer has no class weights" in r.stderr
+
+
+def test_sentence_split_prints_the_table_and_names_each_segmenter():
+    r = run(["python", "benchmarks/sentence_split.py"], ROOT, timeout=300)
+    assert "51 abstracts, 294 gold sentences" in r.stdout
+    assert "| pysbd 0.3.4 + project rules (chosen)   | 1.000     | 1.000  | 1.000 | 51 / 51" in r.stdout
+    for name in ("syntok", "segtok", "blingfire", "sentencex", "sentence-splitter"):
+        assert f"| {name} " in r.stdout or f"{name} " in r.stdout and "not installed" in r.stdout, name

@@ -123,6 +123,10 @@ def test_the_splitter_meets_the_bar_on_the_written_abstracts(path):
     ("We compared (i) diet, (ii) exercise and (iii) both. All helped.",
      ["We compared (i) diet, (ii) exercise and (iii) both.", "All helped."]),
     ("Salt intake was high in the U.S. and in L. casei users.", ["Salt intake was high in the U.S. and in L. casei users."]),
+    ("Primers were as in (D. K. Wright, A. J. Lewis, Cancer Cells 7). We used them.",
+     ["Primers were as in (D. K. Wright, A. J. Lewis, Cancer Cells 7).", "We used them."]),
+    ("Patients took vitamin D. The dose was low.", ["Patients took vitamin D.", "The dose was low."]),
+    ("Scores fell after CRT. o-ExcT predicted remodelling.", ["Scores fell after CRT.", "o-ExcT predicted remodelling."]),
 ])
 def test_abbreviations_and_arm_names_are_split_where_a_reader_would(text, expected):
     assert split_sentences(text) == expected
