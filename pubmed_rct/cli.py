@@ -53,17 +53,29 @@ def read_input(args) -> str:
 
 
 def model_dir(args) -> Path:
-    """The local model folder, or the one logged with an MLflow run (downloaded once)."""
-    if not args.run_id:
-        return Path(args.model)
-    import mlflow
-    from .tracking import tracking_uri
-    mlflow.set_tracking_uri(tracking_uri())
-    local = Path(mlflow.artifacts.download_artifacts(run_id=args.run_id, artifact_path="model"))
-    found = [p.parent for p in local.rglob("config.json")]
-    if not found:
-        raise FileNotFoundError(f"MLflow run {args.run_id}: no model folder in its 'model' artifact")
-    return found[0]
+    """The local model folder: --model as a folder, or a model URI (models:/name@alias, models:/name/N,
+    runs:/<id>/model) or --run-id downloaded through MLflow."""
+    from . import registry
+    if args.run_id:
+        return registry.resolve(f"runs:/{args.run_id}/model")
+    if registry.is_uri(args.model):
+        return registry.resolve(args.model)
+    return Path(args.model)
+
+
+def promote(args) -> int:
+    from . import registry
+    from .io import load_params
+    tracking = load_params().get("tracking", {}) if Path("params.yaml").is_file() else {}
+    name = args.name or tracking.get("registered_model") or "pubmed-rct"
+    metric = args.metric or tracking.get("promote_metric") or "test_macro_f1"
+    if args.force and not args.version:
+        raise registry.RegistryError("--force needs --version N: a forced promotion names the version it promotes")
+    if args.best and args.version:
+        raise registry.RegistryError("--best and --version N name the candidate two ways; give one")
+    promoted, text = registry.promote(name, metric, args.version, args.force, args.best)
+    print(text)
+    return 0
 
 
 def predict(args) -> int:
@@ -128,18 +140,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per chunk")
     p.add_argument("--workers", type=int, help="batch: chunks labelled at once (default: one per CPU core; 1 on GPU)")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    p.add_argument("--model", default="models/model", help="a model folder written by the train stage")
+    model_help = ("a model folder written by the train stage, or a model in MLflow: models:/pubmed-rct@champion, "
+                  "models:/pubmed-rct/3, runs:/<run id>/model")
+    p.add_argument("--model", default="models/model", help=model_help)
     p.add_argument("--run-id", help="use the model logged with this MLflow run instead")
     s = sub.add_parser("serve", help="the web page and JSON API on http://127.0.0.1:8000")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--threads", type=int, default=4, help="requests handled at once (the model runs one at a time)")
-    s.add_argument("--model", default="models/model")
+    s.add_argument("--model", default="models/model", help=model_help)
     s.add_argument("--run-id")
+    r = sub.add_parser("promote", help="move the alias champion to a registered model version that beats it")
+    r.add_argument("--name", help="registered model (default: params.yaml tracking.registered_model)")
+    r.add_argument("--metric", help="higher is better (default: params.yaml tracking.promote_metric)")
+    r.add_argument("--version", help="the version to promote (default: the newest)")
+    r.add_argument("--best", action="store_true", help="the candidate is the version with the best metric")
+    r.add_argument("--force", action="store_true", help="promote --version even if it does not beat the champion")
     args = parser.parse_args(argv)
+    from .registry import RegistryError
+    from .tracking import TrackingError
     try:
         if args.command == "predict":
             return predict(args)
+        if args.command == "promote":
+            return promote(args)
         from .web import create_app, make_server
         from .predict import Labeler
         server = make_server(create_app(Labeler.load(model_dir(args))), args.host, args.port, args.threads)
@@ -149,6 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         return 0
-    except (InputError, FileNotFoundError, ValueError) as e:
+    except (InputError, FileNotFoundError, ValueError, RegistryError, TrackingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

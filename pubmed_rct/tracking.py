@@ -5,8 +5,12 @@ With MLFLOW_TRACKING_URI unset, runs go to a SQLite store at a fixed absolute pl
 """
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
+import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -125,18 +129,150 @@ def log_params(run_id: str, params: dict) -> None:
     _client().log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
 
 
-def log_metrics(run_id: str, metrics: dict, step: int = 0) -> None:
-    import time
+def _metrics(metrics: dict, step: int, timestamp_ms: int | None = None) -> list:
     from mlflow.entities import Metric
-    now = int(time.time() * 1000)
-    _client().log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())
-                                         if isinstance(v, (int, float))])
+    now = timestamp_ms or int(time.time() * 1000)
+    return [Metric(k, float(v), now, step) for k, v in sorted(metrics.items()) if isinstance(v, (int, float))]
+
+
+def log_metrics(run_id: str, metrics: dict, step: int = 0) -> None:
+    client = _client()
+    batch = _metrics(metrics, step)
+    for i in range(0, len(batch), 1000):  # the REST API takes at most 1,000 metrics a call
+        client.log_batch(run_id, metrics=batch[i:i + 1000])
+
+
+def quick_http_failures() -> None:
+    """MLflow's HTTP calls in this process fail in seconds when the server is gone, instead of retrying with
+    back-off for ~12 minutes (7 retries); MetricSender does the retrying, off the training thread. Values a
+    user set in the environment are kept."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+class MetricSender:
+    """Metrics logged off the training thread. `log` only appends to a bounded queue and never waits on the
+    network; a daemon thread sends what has queued up once a second (`interval_s`) in batches of up to 1,000,
+    keeps what could not be sent and tries again with back-off (1 s doubling to 30 s) until the server
+    answers. Past `max_pending` the oldest are dropped (the train stage's files keep the whole curve; evaluate
+    sends what the run lacks)."""
+
+    def __init__(self, run_id: str, max_pending: int = 100_000, interval_s: float = 1.0,
+                 retry_s: tuple[float, float] = (1.0, 30.0)):
+        self.run_id, self.max_pending, self.interval_s, self.retry_s = run_id, max_pending, interval_s, retry_s
+        self.sent = self.dropped = self.failures = 0
+        self._pending: collections.deque = collections.deque()  # (sequence number, Metric)
+        self._seq, self._deadline = 0, None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._send_loop, name="mlflow-metrics", daemon=True)
+        self._thread.start()
+
+    def log(self, metrics: dict, step: int) -> None:
+        batch = _metrics(metrics, step)
+        with self._cond:
+            for metric in batch:
+                self._seq += 1
+                self._pending.append((self._seq, metric))
+            while len(self._pending) > self.max_pending:
+                self._pending.popleft()
+                self.dropped += 1
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def close(self, wait_s: float = 30.0) -> int:
+        """Send what is queued, waiting at most wait_s; returns how many metrics are still unsent."""
+        with self._cond:
+            self._deadline = time.monotonic() + wait_s
+            self._cond.notify()
+        self._thread.join(wait_s + 1)
+        return self.pending()
+
+    def _pause(self, seconds: float, flush: bool = False) -> bool:
+        """Wait `seconds` (never past close's deadline; with flush, not at all once close was called); False
+        once that deadline has passed."""
+        until = time.monotonic() + seconds
+        with self._cond:
+            while True:
+                now, end = time.monotonic(), until
+                if self._deadline is not None:
+                    if now >= self._deadline:
+                        return False
+                    if flush:
+                        return True
+                    end = min(until, self._deadline)
+                if now >= end:
+                    return True
+                self._cond.wait(end - now)
+
+    def _send_loop(self) -> None:
+        client, delay = _client(), self.retry_s[0]
+        while True:
+            with self._cond:
+                if not self._pending and self._deadline is not None:
+                    return
+                batch = [item for _, item in zip(range(1000), self._pending)]
+            if not batch:
+                self._pause(self.interval_s, flush=True)
+                continue
+            try:
+                client.log_batch(self.run_id, metrics=[metric for _, metric in batch])
+            except Exception as e:  # noqa: BLE001 - any failure to reach the store: keep and retry
+                self.failures += 1
+                if self.failures == 1:
+                    print(f"WARNING: MLflow logging failed ({type(e).__name__}: {str(e)[:200]}); training goes on, "
+                          f"metrics are kept and sent when {tracking_uri()} answers again", file=sys.stderr)
+                if not self._pause(delay):
+                    return
+                delay = min(delay * 2, self.retry_s[1])
+                continue
+            with self._cond:
+                last = batch[-1][0]
+                while self._pending and self._pending[0][0] <= last:
+                    self._pending.popleft()
+                    self.sent += 1
+                more = len(self._pending) >= 1000
+            if delay > self.retry_s[0]:
+                print(f"MLflow logging resumed at {tracking_uri()}; sending the metrics kept meanwhile",
+                      file=sys.stderr)
+            delay = self.retry_s[0]
+            if not more and not self._pause(self.interval_s, flush=True):
+                return
+
+
+def missing_steps(run_id: str, key: str, steps: list[int]) -> set[int]:
+    """Steps of `steps` with no value of metric `key` in the run yet."""
+    logged = {m.step for m in _client().get_metric_history(run_id, key)}
+    return set(steps) - logged
+
+
+def backfill(run_id: str, rows: list[dict], step_key: str, keys: list[str]) -> int:
+    """Log the `keys` of each row at its step where the run lacks them (a curve cut by a tracking outage);
+    returns how many metrics were sent."""
+    client, batch = _client(), []
+    for key in keys:
+        todo = missing_steps(run_id, key, [int(r[step_key]) for r in rows])
+        batch += [m for r in rows if int(r[step_key]) in todo
+                  for m in _metrics({key: float(r[key])}, int(r[step_key]))]
+    for i in range(0, len(batch), 1000):
+        client.log_batch(run_id, metrics=batch[i:i + 1000])
+    return len(batch)
 
 
 def log_artifacts(run_id: str, paths: list[str | Path], artifact_path: str | None = None) -> None:
     client = _client()
     for p in paths:
         client.log_artifact(run_id, str(p), artifact_path)
+
+
+def log_artifact_as(run_id: str, path: str | Path, name: str) -> None:
+    """Log one file under another name at the run's artifact root."""
+    import shutil
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy2(path, Path(tmp) / name)
+        _client().log_artifact(run_id, str(Path(tmp) / name))
 
 
 def set_tags(run_id: str, tags: dict) -> None:

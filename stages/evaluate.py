@@ -6,10 +6,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's p
 
 import csv
 import io
+import os
 
 import pyarrow.parquet as pq
 
-from pubmed_rct import pyfunc, tracking
+from pubmed_rct import pyfunc, registry, tracking
+from pubmed_rct.card import model_card
 from pubmed_rct.abstracts import read_split
 from pubmed_rct.io import load_params, read_json, run_stage, section, write_json, write_text
 from pubmed_rct.metrics import confusion_rows, plot_confusion, report, scores
@@ -17,7 +19,11 @@ from pubmed_rct.model import load_trained, predict_proba
 from pubmed_rct.training import examples_from_table
 
 MODEL, DATA, PREPARED, OUT = "models/model", "data/tokenized", "data/prepared", "metrics"
-TRAIN_METRICS, SOURCE = "metrics/train.json", "data/raw/source.json"
+TRAIN_METRICS, SOURCE, DATA_METRICS = "metrics/train.json", "data/raw/source.json", "metrics/data.json"
+CARD = "metrics/model_card.md"  # also README.md in the logged model's folder and at the MLflow run's root
+LINEAGE_DEPS = ["data/tokenized", "data/prepared", "models/model"]
+CURVES = {"metrics/train_loss.csv": ("step", ["train_loss", "learning_rate"]),  # written by train
+          "metrics/train_epochs.csv": ("epoch", ["epoch_val_macro_f1", "epoch_val_micro_f1"])}
 
 
 def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], batch_size: int):
@@ -33,7 +39,8 @@ def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], ba
 
 
 def main() -> None:
-    p = section(load_params(), "evaluate", "tracking")
+    p = section(load_params(), "evaluate", "tracking", "seed", "model", "context", "max_length", "use_downsampling",
+                "train")
     model, tokenizer, mode, labels = load_trained(MODEL)
     results, test = {}, None
     for split, prefix in (("validation", "val"), ("test", "test")):
@@ -49,25 +56,56 @@ def main() -> None:
     write_text(f"{OUT}/confusion.csv", buf.getvalue())
     plot_confusion(*test, labels, f"{OUT}/confusion_matrix.png", f"test, context: {mode}")
     print(f"evaluate: {results}")
-    log_to_mlflow(p["tracking"], read_json(SOURCE)["source"], results, {"context": mode, "model": model.name_or_path})
+    source, train = read_json(SOURCE), read_json(TRAIN_METRICS)
+    run_params = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
+                  "use_downsampling": p["use_downsampling"], **p["train"]}
+
+    def write_card(run_id: str | None) -> None:
+        lineage = {"git commit": tracking.git_state().get("mlflow.source.git.commit"),
+                   "DVC experiment": os.environ.get("DVC_EXP_NAME"), "MLflow run": run_id,
+                   "MLflow tracking": tracking.tracking_uri() if run_id else None,
+                   **{f"dvc.lock {dep}": tag for dep, tag in
+                      ((key.removeprefix("dvc.dep."), tag) for key, tag in tracking.lineage_tags(LINEAGE_DEPS, "").items())
+                      if dep in LINEAGE_DEPS}}
+        write_text(CARD, model_card(source, read_json(DATA_METRICS), run_params, train, results, labels, lineage))
+
+    log_to_mlflow(p["tracking"], source, results, {"context": mode, "model": model.name_or_path}, write_card)
 
 
-def log_to_mlflow(p: dict, dataset: str, results: dict, params: dict) -> None:
-    """Reopen the train stage's run and log the evaluation, the train metrics again, artifacts and model."""
+def log_to_mlflow(p: dict, source: dict, results: dict, params: dict, write_card) -> None:
+    """Reopen the train stage's run and log the evaluation, the train metrics again, artifacts, the model and
+    its card; register the model as a new version of tracking.registered_model."""
     train = read_json(TRAIN_METRICS)
     try:
         tracking.check_server(tracking.tracking_uri())
-        tags = tracking.lineage_tags(["data/tokenized", "data/prepared", "models/model"], dataset)
+        tags = tracking.lineage_tags(LINEAGE_DEPS, source["source"])
         run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"], params, tags)
+        write_card(run_id)
         final = {k: train[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
         tracking.log_metrics(run_id, {**final, **results}, train.get("train_steps", 0))
+        for path, (step, keys) in CURVES.items():  # what a tracking outage during training kept from the run
+            with open(path, newline="") as f:
+                if sent := tracking.backfill(run_id, list(csv.DictReader(f)), step, keys):
+                    print(f"evaluate: sent {sent} metrics of {path} the run lacked")
         tracking.log_artifacts(run_id, [f"{OUT}/classification_report.txt", f"{OUT}/confusion_matrix.png",
                                         f"{OUT}/eval.json", TRAIN_METRICS])
-        pyfunc.log_model(run_id, MODEL)
+        tracking.log_artifact_as(run_id, CARD, "README.md")
+        model_uri = pyfunc.log_model(run_id, MODEL, CARD)
         tracking.set_tags(run_id, tags)  # a reopened run gets this run's models/model hash too
+        if name := p.get("registered_model"):
+            version = registry.register(model_uri, name, {
+                "run_id": run_id, "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
+                "git.commit": tags.get("mlflow.source.git.commit", ""), "data_source": source["source"],
+                "data_revision": source.get("revision") or "", "context": params["context"],
+                **{k: v for k, v in tags.items() if k.startswith("dvc.dep.")},
+                **{k: results[k] for k in ("test_micro_f1", "test_macro_f1", "val_micro_f1", "val_macro_f1")}})
+            tracking.set_tags(run_id, {"registered_model": name, "registered_model_version": version})
+            print(f"evaluate: registered {name} version {version} (@{registry.CHALLENGER}); "
+                  f"`python -m pubmed_rct promote` makes it @{registry.CHAMPION} if it beats the champion")
         tracking.finish(run_id)
         print(f"evaluate: logged to MLflow run {run_id} at {tracking.tracking_uri()}")
     except Exception as e:  # noqa: BLE001
+        write_card(None)
         if p.get("required", True):
             raise tracking.TrackingError(f"logging to MLflow failed: {e}\nThe metrics files are written; "
                                          "rerun `dvc repro -f -s evaluate` once the server is back.") from e

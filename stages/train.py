@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's p
 
 import csv
 import io
-import warnings
+import time
 
 import pyarrow.parquet as pq
 import transformers
@@ -24,7 +24,7 @@ from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
-METRICS, LOSS_CURVE = "metrics/train.json", "metrics/train_loss.csv"
+METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
 DEPS = ["data/tokenized", "data/prepared"]
 
 
@@ -43,9 +43,12 @@ def main() -> None:
               "world_size": world_size, "per_device_batch_size": config.batch_size // max(world_size, 1),
               "global_batch_size": config.batch_size, "learning_rate_rule": "unchanged (global batch)"}
 
-    run_id, uri = None, tracking.tracking_uri()
+    run_id, uri, sender = None, tracking.tracking_uri(), None
     if rank == 0:
         run_id = start_tracking(p, logged, uri)
+    if run_id:
+        tracking.quick_http_failures()
+        sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
     transformers.set_seed(config.seed)
     tokenizer = load_tokenizer(str(p["model"]))
     model = build_model(str(p["model"]), labels, mode)
@@ -56,21 +59,28 @@ def main() -> None:
     val = examples_from_table(pq.read_table(f"{DATA}/validation.parquet"))
     val_rows = read_split("data/prepared/validation.parquet")
     label_id = {l: i for i, l in enumerate(labels)}
-    curve: list[tuple[int, float]] = []
+    curve: list[tuple[int, float, float, float]] = []
+    epochs: list[tuple[int, float, float]] = []
+
+    def log(metrics: dict, step: int) -> None:
+        if sender:
+            sender.log(metrics, step)
 
     def on_log(metrics: dict, step: int) -> None:
-        curve.append((step, metrics["train_loss_step"]))
-        safe_log(run_id, {"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
+        curve.append((step, metrics["train_loss_step"], metrics["learning_rate"], round(time.monotonic() - start, 3)))
+        log({"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
 
     def on_epoch_end(m, epoch: int, step: int) -> None:
         rows, probs = predict_proba(m, val, mode, tokenizer.pad_token_id, 256, config.precision)
         s = scores([label_id[val_rows[r]["label"]] for r in rows], probs.argmax(-1).tolist(), labels, "val")
         print(f"epoch {epoch}: val_macro_f1 {s['val_macro_f1']:.4f} val_micro_f1 {s['val_micro_f1']:.4f}")
-        safe_log(run_id, {"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
+        epochs.append((epoch, s["val_macro_f1"], s["val_micro_f1"]))
+        log({"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
 
     # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
     key = fingerprint(config, str(p["model"]), mode, Path(f"{DATA}/train.parquet"))
     ckpt = tracking.project_home() / "checkpoints" / key
+    start = time.monotonic()
     result = train(model, examples, config, mode, tokenizer.pad_token_id, ckpt, on_log, on_epoch_end)
     if rank != 0:
         return
@@ -81,13 +91,21 @@ def main() -> None:
     result.update({"class_weights": weights or config.class_weights, "mlflow_run_id": run_id or "",
                    "mlflow_tracking_uri": uri if run_id else ""})
     write_json(METRICS, result)
-    out = io.StringIO()
-    csv.writer(out).writerows([("step", "train_loss"), *curve])
-    write_text(LOSS_CURVE, out.getvalue())
-    safe_log(run_id, {k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
-             | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()},
-             result["train_steps"])
+    write_csv(LOSS_CURVE, [("step", "train_loss", "learning_rate", "elapsed_s"), *curve])
+    write_csv(EPOCHS, [("epoch", "epoch_val_macro_f1", "epoch_val_micro_f1"), *epochs])
+    log({k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
+        | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()}, result["train_steps"])
+    if sender and (unsent := sender.close(wait_s=15)):
+        print(f"WARNING: {unsent} metrics could not be sent to {uri}; {LOSS_CURVE} and {EPOCHS} hold them, and "
+              "the evaluate stage sends what the run lacks (`dvc repro -f -s evaluate` once the server is back).",
+              file=sys.stderr)
     print(f"train: {result}")
+
+
+def write_csv(path: str, rows: list[tuple]) -> None:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    write_text(path, out.getvalue())
 
 
 def start_tracking(p: dict, logged: dict, uri: str) -> str | None:
@@ -103,23 +121,6 @@ def start_tracking(p: dict, logged: dict, uri: str) -> str | None:
         print(f"WARNING: MLflow tracking unavailable ({e}); training WITHOUT tracking: nothing will be logged.",
               file=sys.stderr)
         return None
-
-
-_warned = False
-
-
-def safe_log(run_id: str | None, metrics: dict, step: int) -> None:
-    """Log metrics; if the server went away, warn once and keep training (files are the source of truth)."""
-    global _warned
-    if not run_id:
-        return
-    try:
-        tracking.log_metrics(run_id, metrics, step)
-    except Exception as e:  # noqa: BLE001
-        if not _warned:
-            warnings.warn(f"MLflow logging failed ({e}); training continues, outputs are written to disk. "
-                          "Run `dvc repro -f -s evaluate` once the server is back to log the results.")
-            _warned = True
 
 
 if __name__ == "__main__":

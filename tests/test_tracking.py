@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import services
-from conftest import ROOT, make_project, run
+from conftest import ROOT, make_project, run, set_params
 
 PARAMS = {"model", "learning_rate", "batch_size", "num_epochs", "max_length", "use_downsampling", "seed",
           "data_source", "context"}
@@ -137,3 +137,159 @@ def test_tracking_server_off_loopback_refuses_wildcard_or_empty_allowed_hosts(tm
                                                            "MLFLOW_ALLOWED_HOSTS": hosts}, check=False, timeout=60)
     assert r.returncode == 2 and "holds a wildcard or an empty entry" in r.stderr
     assert not (tmp_path / "mlflow.db").exists()  # refused before anything started
+
+
+def curve_of(project):
+    import csv
+    with open(project / "metrics/train_loss.csv", newline="") as f:
+        return [(int(r["step"]), float(r["elapsed_s"])) for r in csv.DictReader(f)]
+
+
+def median_step_s(points):
+    """Median seconds between consecutive logged steps, from (step, seconds) pairs."""
+    import statistics
+    points = sorted(dict(sorted(points, reverse=True)).items())  # one time a step (its first)
+    return statistics.median((t2 - t1) / (s2 - s1) for (s1, t1), (s2, t2) in zip(points, points[1:]))
+
+
+def test_a_tracking_outage_costs_no_training_time_and_the_curve_is_backfilled(tmp_path, tiny_bert):
+    import shutil
+    import subprocess
+    import time
+    p = make_project(tmp_path / "project", tiny_bert, **{"train.num_epochs": 20, "train.batch_size": 2,
+                                                           "train.log_every_steps": 1})
+    run(["dvc", "repro", "tokenize"], p)
+
+    # without tracking at all: the reference speed
+    set_params(p, **{"tracking.required": False})
+    dead = f"http://127.0.0.1:{services.free_port()}"
+    run(["python", "stages/train.py"], p, {"MLFLOW_TRACKING_URI": dead})
+    reference = median_step_s(curve_of(p))
+    set_params(p, **{"tracking.required": True})
+    shutil.rmtree(p / "checkpoints", ignore_errors=True)
+
+    # with a real server that is killed after 2 s of training and restarted 10 s later, on the same store
+    port, home = services.free_port(), tmp_path / "server"
+    uri = f"http://127.0.0.1:{port}"
+    env = {"MLFLOW_HOME": str(home), "MLFLOW_PORT": str(port), "MLFLOW_AUTH": "0",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = [str(ROOT / "bin" / "tracking-server")]
+    full_env = {**__import__("os").environ, "PATH": f"{services.VENV_BIN}:{__import__('os').environ['PATH']}",
+                "MLFLOW_TRACKING_URI": uri}
+    with services.service(server, f"{uri}/health", home, env):
+        log = open(tmp_path / "train.log", "w+")  # a file, not a pipe nobody reads while it fills
+        train = subprocess.Popen(["python", "stages/train.py"], cwd=p, env=full_env, stdout=log, stderr=log)
+        c = client(uri)
+        deadline = time.time() + 300
+        while time.time() < deadline and train.poll() is None:
+            exp = c.get_experiment_by_name("pubmed-rct-classification")
+            runs = c.search_runs([exp.experiment_id]) if exp else []
+            if runs and len(c.get_metric_history(runs[0].info.run_id, "train_loss")) >= 20:
+                break
+            time.sleep(0.5)
+        assert train.poll() is None, "training ended before the outage began"
+        time.sleep(2)
+    killed = time.time()
+    time.sleep(10)
+    back = time.time()
+    with services.service(server, f"{uri}/health", home, env):
+        train.wait(timeout=900)
+        err = (tmp_path / "train.log").read_text()
+        assert train.returncode == 0, err[-3000:]
+        assert "WARNING: MLflow logging failed" in err and "MLflow logging resumed" in err
+        run(["python", "stages/evaluate.py"], p, {"MLFLOW_TRACKING_URI": uri})
+        run_id = json.loads((p / "metrics/train.json").read_text())["mlflow_run_id"]
+        history = c.get_metric_history(run_id, "train_loss")
+        epochs = c.get_metric_history(run_id, "epoch_val_macro_f1")
+        status = c.get_run(run_id).info.status
+
+    curve = curve_of(p)
+    from collections import Counter
+    extra = Counter(m.step for m in history) - Counter(step for step, _ in curve)
+    assert not Counter(step for step, _ in curve) - Counter(m.step for m in history)  # the whole curve is there,
+    assert set(extra) <= {json.loads((p / "metrics/train.json").read_text())["train_steps"]}  # each step once
+    # (besides the final train_loss, the mean over training, that train and evaluate log at the last step)
+    assert sorted(m.step for m in epochs) == list(range(1, 21)) and status == "FINISHED"
+    # the steps trained while the server was down, timed by their metrics' timestamps
+    outage = [(m.step, m.timestamp / 1000) for m in history if killed + 1 < m.timestamp / 1000 < back]
+    during = median_step_s(outage)
+    before = [(m.step, m.timestamp / 1000) for m in history if m.timestamp / 1000 < killed]
+    after = [(m.step, m.timestamp / 1000) for m in history if m.timestamp / 1000 > back + 1]
+    print(f"median s/step: no tracking {reference:.4f}; tracked, before the outage {median_step_s(before):.4f}, "
+          f"during it {during:.4f} ({len(outage)} steps in {back - killed - 1:.1f} s), after it {median_step_s(after):.4f}")
+    assert len(outage) >= 0.3 * (back - killed - 1) / reference  # the loop went on
+    assert during <= 2 * reference + 0.005  # within noise of training without tracking (a shared CI machine)
+
+
+def test_each_evaluated_model_is_a_registered_version_with_its_lineage_and_card(tracked_project, mlflow_uri):
+    p, c = tracked_project, client(mlflow_uri)
+    versions = sorted(c.search_model_versions("name = 'pubmed-rct'"), key=lambda v: int(v.version))
+    assert [v.version for v in versions] == ["1", "2"]  # the baseline, then the experiment `downsampled`
+    v2 = versions[1]
+    train = json.loads((p / "metrics/train.json").read_text())
+    ev = json.loads((p / "metrics/eval.json").read_text())
+    lock = yaml.safe_load((p / "dvc.lock").read_text())
+    model_out = next(o for o in lock["stages"]["train"]["outs"] if o["path"] == "models/model")
+    assert v2.run_id == train["mlflow_run_id"] and v2.tags["run_id"] == train["mlflow_run_id"]
+    assert v2.tags["dvc.exp_name"] == "downsampled" and versions[0].tags["dvc.exp_name"] == ""
+    assert v2.tags["git.commit"] == run("git rev-parse HEAD", p).stdout.strip()
+    assert v2.tags["dvc.dep.models/model"] == model_out["md5"] and v2.tags["dvc.dep.data/tokenized"]
+    assert v2.tags["data_source"].endswith("tests/fixtures/rct") and v2.tags["context"] == "none"
+    assert float(v2.tags["test_macro_f1"]) == pytest.approx(ev["test_macro_f1"])
+    assert float(v2.tags["test_micro_f1"]) == pytest.approx(ev["test_micro_f1"])
+    assert c.get_model_version_by_alias("pubmed-rct", "challenger").version == "2"
+    assert c.get_run(v2.run_id).data.tags["registered_model_version"] == "2"
+
+    # the model card, from what was measured: in metrics/, at the run's root, and in the model's folder
+    card = (p / "metrics/model_card.md").read_text()
+    assert f"| test_macro_f1 | {ev['test_macro_f1']:.4f} |" in card and f"`{train['mlflow_run_id']}`" in card
+    assert "| DVC experiment | `downsampled` |" in card and f"`{model_out['md5']}`" in card
+    assert "| use_downsampling | `True` |" in card and "## Intended use and limits" in card
+    for label in ("BACKGROUND", "CONCLUSIONS", "METHODS", "OBJECTIVE", "RESULTS"):
+        assert f"| {label} | {ev['test_f1_' + label]:.4f} |" in card
+    assert open(c.download_artifacts(v2.run_id, "README.md")).read() == card
+    from pubmed_rct.registry import resolve
+    import os
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_uri
+    try:
+        folder = resolve("models:/pubmed-rct/2")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert (folder / "README.md").read_text() == card and (folder / "config.json").is_file()
+
+    # what `mlflow models serve` needs: pinned requirements, a signature, an input example
+    import mlflow
+    info = mlflow.models.get_model_info("models:/pubmed-rct/2")
+    assert info.signature.inputs.input_names() == ["text"]
+    assert "label" in info.signature.outputs.input_names()
+    reqs = open(mlflow.pyfunc.get_model_dependencies("models:/pubmed-rct/2")).read().split()
+    import torch
+    assert f"torch=={torch.__version__}" in reqs and all("==" in r for r in reqs if not r.startswith("-"))
+
+
+def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, mlflow_uri, tmp_path):
+    import urllib.request
+    p, env = tracked_project, {"MLFLOW_TRACKING_URI": mlflow_uri}
+    run([sys.executable, "-m", "pubmed_rct", "promote", "--version", "1"], p, env)
+    r = run([sys.executable, "-m", "pubmed_rct", "promote"], p, env)  # the newest, v2, against v1
+    c = client(mlflow_uri)
+    assert "candidate v2" in r.stdout and "@champion v1" in r.stdout
+    expected = "2" if "v2 is now @champion" in r.stdout else "1"
+    assert c.get_model_version_by_alias("pubmed-rct", "champion").version == expected
+    abstract = ("Patients were randomly assigned to aspirin or control for 12 weeks. "
+                "Aspirin is safe and effective for asthma.")
+    out = run([sys.executable, "-m", "pubmed_rct", "predict", "--model", "models:/pubmed-rct@champion", "--format",
+               "json", abstract], ROOT, env)
+    assert [s["label"] for s in json.loads(out.stdout)["sentences"]] == ["METHODS", "CONCLUSIONS"]
+
+    port = services.free_port()
+    cmd = ["mlflow", "models", "serve", "-m", "models:/pubmed-rct@champion", "--env-manager", "local",
+           "--host", "127.0.0.1", "--port", str(port)]
+    with services.service(cmd, f"http://127.0.0.1:{port}/ping", tmp_path / "serve", env):
+        body = json.dumps({"dataframe_records": [{"text": abstract}]}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                     {"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(req, timeout=120).read())
+    rows = answer["predictions"]
+    assert [row["label"] for row in rows] == ["METHODS", "CONCLUSIONS"] and [row["input"] for row in rows] == [0, 0]
+    assert rows[0]["sentence"].startswith("Patients were randomly") and 0 < rows[0]["probability"] <= 1
