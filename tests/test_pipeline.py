@@ -30,7 +30,8 @@ def quickstart_blocks(readme: Path = ROOT / "README.md") -> list[list[str]]:
 
 
 # Commands that start a server: run in the background until it answers at this URL, then stopped.
-SERVERS = {"mlflow ui": "http://127.0.0.1:5000/health", "python -m pubmed_rct serve": "http://127.0.0.1:8000/"}
+SERVERS = {"mlflow ui": "http://127.0.0.1:5000/health", "python -m pubmed_rct serve": "http://127.0.0.1:8000/",
+           "mlflow models serve": "http://127.0.0.1:5001/ping"}
 
 
 def get_json(url: str, body: dict | None = None) -> dict:
@@ -41,7 +42,7 @@ def get_json(url: str, body: dict | None = None) -> dict:
 
 
 def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, scibert_like, hub):
-    """The README's four Quickstart jobs, as written, with params.yaml as shipped (hub dataset id and revision,
+    """The README's five Quickstart jobs, as written, with params.yaml as shipped (hub dataset id and revision,
     SciBERT's hub id; sizes made small): the hub's files come from the local hub, through `datasets` and
     `transformers` as on a machine with internet; `make pipeline` finds .venv set up."""
     from services import service
@@ -59,11 +60,11 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     assert params["model"] == shipped["model"] == MODEL_ID
 
     blocks = quickstart_blocks()
-    assert [len(b) for b in blocks] == [1, 4, 1, 2], blocks
+    assert [len(b) for b in blocks] == [1, 4, 1, 2, 7], blocks
     outputs = {}
     for block in blocks:
         for command in block:
-            server = next((url for prefix, url in SERVERS.items() if command.startswith(prefix)), None)
+            server = next((url for prefix, url in SERVERS.items() if prefix in command), None)
             if server is None:
                 outputs[command] = run(command, project, env).stdout
                 continue
@@ -75,9 +76,11 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
                     runs = get_json("http://127.0.0.1:5000/api/2.0/mlflow/runs/search",
                                     {"experiment_ids": [found["experiment_id"]]})["runs"]
                     assert sorted(r["info"]["status"] for r in runs) == ["FINISHED", "FINISHED"]  # baseline + variant
+                elif "mlflow models serve" in command:
+                    invoked = get_json("http://127.0.0.1:5001/invocations", {"dataframe_records": [{"text": ABSTRACT}]})
                 else:
                     served = get_json("http://127.0.0.1:8000/api/label", {"text": ABSTRACT})
-    make_pipeline, (_, _, _, metrics_diff), _, (predict, _) = blocks
+    make_pipeline, (_, _, _, metrics_diff), _, (predict, _), team = blocks
 
     # 1. make pipeline: every stage, the hub's files at the pinned commit, through `datasets` and `transformers`
     assert "Running stage 'evaluate'" in outputs[make_pipeline[0]]
@@ -121,6 +124,26 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     assert len(served["sentences"]) == 5 and {s["label"] for s in served["sentences"]} <= set(labels)
     headings = [line for line in outputs[predict].splitlines() if line.endswith(":")]
     assert headings == [f"{section['label'].upper()}:" for section in served["sections"]]
+
+    # 5. two queued variants run at once on the SQLite default: each its own FINISHED run and registry version
+    client = mlflow.MlflowClient(tracking_uri=train["mlflow_tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("pubmed-rct-classification").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4  # baseline, downsampling, sqrt, balanced
+    queued = [r for r in runs if r.data.params.get("class_weights") in ("sqrt", "balanced")]
+    assert len(queued) == 2 and all("test_macro_f1" in r.data.metrics for r in queued)
+    for r in queued:  # nothing lost to the concurrent writes: the whole curve and one version each
+        assert len(client.get_metric_history(r.info.run_id, "epoch_val_macro_f1")) == 10
+    versions = client.search_model_versions("name = 'pubmed-rct'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3, 4]
+    assert sorted(v.run_id for v in versions) == sorted(r.info.run_id for r in runs)
+    shown = outputs[team[4]]
+    assert "sqrt" in shown and "balanced" in shown and "test_macro_f1" in shown
+    best = max(versions, key=lambda v: (float(v.tags["test_macro_f1"]), int(v.version)))
+    assert f"promoted: pubmed-rct v{best.version} is now @champion" in outputs[team[5]]
+    assert client.get_model_version_by_alias("pubmed-rct", "champion").version == best.version
+    rows = invoked["predictions"]
+    assert [row["sentence"] for row in rows] == [s["sentence"] for s in served["sentences"]]
+    assert {row["label"] for row in rows} <= set(labels)
 
     # the lineage stays honest: a new revision reruns download; a module edit reruns every stage importing it
     assert "didn't change" in run(["dvc", "repro"], project, env).stdout
