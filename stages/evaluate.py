@@ -61,21 +61,19 @@ def main() -> None:
                   "use_downsampling": p["use_downsampling"], **p["train"]}
 
     def write_card(run_id: str | None) -> None:
-        lineage = {"git commit": tracking.git_state().get("mlflow.source.git.commit"),
+        hashes = tracking.lineage_tags(LINEAGE_DEPS, "")
+        lineage = {"git commit": hashes.get("mlflow.source.git.commit"),
                    "DVC experiment": os.environ.get("DVC_EXP_NAME"), "MLflow run": run_id,
                    "MLflow tracking": tracking.tracking_uri() if run_id else None,
-                   **{f"dvc.lock {dep}": tag for dep, tag in
-                      ((key.removeprefix("dvc.dep."), tag) for key, tag in tracking.lineage_tags(LINEAGE_DEPS, "").items())
-                      if dep in LINEAGE_DEPS}}
+                   **{f"dvc.lock {k.removeprefix('dvc.dep.')}": v for k, v in hashes.items() if k.startswith("dvc.dep.")}}
         write_text(CARD, model_card(source, read_json(DATA_METRICS), run_params, train, results, labels, lineage))
 
-    log_to_mlflow(p["tracking"], source, results, {"context": mode, "model": model.name_or_path}, write_card)
+    log_to_mlflow(p["tracking"], source, train, results, {"context": mode, "model": model.name_or_path}, write_card)
 
 
-def log_to_mlflow(p: dict, source: dict, results: dict, params: dict, write_card) -> None:
+def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dict, write_card) -> None:
     """Reopen the train stage's run and log the evaluation, the train metrics again, artifacts, the model and
     its card; register the model as a new version of tracking.registered_model."""
-    train = read_json(TRAIN_METRICS)
     try:
         tracking.check_server(tracking.tracking_uri())
         tags = tracking.lineage_tags(LINEAGE_DEPS, source["source"])
