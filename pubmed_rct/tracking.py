@@ -164,11 +164,12 @@ class MetricSender:
         self._pending: collections.deque = collections.deque()  # (sequence number, Metric)
         self._seq, self._deadline = 0, None
         self._cond = threading.Condition()
+        self._client = _client()  # imports mlflow here: importing it in two threads at once breaks
         self._thread = threading.Thread(target=self._send_loop, name="mlflow-metrics", daemon=True)
         self._thread.start()
 
     def log(self, metrics: dict, step: int) -> None:
-        batch = _metrics(metrics, step)
+        batch = _metrics(metrics, step)  # stamped now, sent later
         with self._cond:
             for metric in batch:
                 self._seq += 1
@@ -207,7 +208,7 @@ class MetricSender:
                 self._cond.wait(end - now)
 
     def _send_loop(self) -> None:
-        client, delay = _client(), self.retry_s[0]
+        client, delay = self._client, self.retry_s[0]
         while True:
             with self._cond:
                 if not self._pending and self._deadline is not None:

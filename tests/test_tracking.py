@@ -293,3 +293,18 @@ def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, 
     rows = answer["predictions"]
     assert [row["label"] for row in rows] == ["METHODS", "CONCLUSIONS"] and [row["input"] for row in rows] == [0, 0]
     assert rows[0]["sentence"].startswith("Patients were randomly") and 0 < rows[0]["probability"] <= 1
+
+
+def test_the_metric_sender_keeps_a_bounded_queue_and_gives_up_at_close(monkeypatch, capfd):
+    import time
+    from pubmed_rct.tracking import MetricSender
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{services.free_port()}")  # nobody listens
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    sender = MetricSender("no-such-run", max_pending=5, retry_s=(0.2, 0.4))
+    for step in range(10):
+        sender.log({"train_loss": 1.0 / (step + 1)}, step)
+    assert sender.pending() == 5 and sender.dropped == 5  # the oldest went; the train stage's files keep them
+    start = time.monotonic()
+    assert sender.close(wait_s=1.5) == 5 and time.monotonic() - start < 3
+    assert sender.failures >= 1 and sender.sent == 0
+    assert "WARNING: MLflow logging failed" in capfd.readouterr().err
