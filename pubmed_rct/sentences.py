@@ -125,24 +125,30 @@ def _ends_here(text: str, dot: int) -> bool:
     return bool(word) and word not in _NEVER_FINAL and not dotted and word != "al"
 
 
-def _spans(paragraph: str, pieces: list[str]) -> list[tuple[int, int]]:
-    """Where each of a segmenter's pieces lies in the paragraph (in order; pieces it changed are skipped)."""
+def _spans(paragraph: str, pieces: list[str]) -> list[tuple[int, int]] | None:
+    """Where each of a segmenter's pieces lies in the paragraph, in order; None when they do not cover it
+    (a segmenter that changed the text)."""
     spans, cursor = [], 0
-    for piece in (p.strip() for p in pieces):
-        at = paragraph.find(piece, cursor) if piece else -1
-        if at >= 0:
-            spans.append((at, at + len(piece)))
-            cursor = at + len(piece)
-    return spans
+    for piece in (p.strip() for p in pieces if p.strip()):
+        at = paragraph.find(piece, cursor)
+        if at < 0 or paragraph[cursor:at].strip():
+            return None
+        spans.append((at, at + len(piece)))
+        cursor = at + len(piece)
+    return spans if not paragraph[cursor:].strip() else None
 
 
 def repair(paragraph: str, pieces: list[str]) -> list[str]:
     """A segmenter's sentences of the paragraph mended with what abstracts need: pieces split after an
     abbreviation that does not end a sentence (approx., no., cf., vs., "wk. 2") joined again; sentences run
     together after a word the segmenter took for an abbreviation ("for drug B. Adverse events", "at 24 h.
-    Atrial") split. The sentences are the paragraph's own characters, spacing included."""
+    Atrial") split. The sentences are the paragraph's own characters, spacing included; pieces that are not
+    the paragraph's own text come back as they are."""
+    spans = _spans(paragraph, pieces)
+    if spans is None:  # never drop text: the segmenter's own pieces, unrepaired
+        return [p.strip() for p in pieces if p.strip()]
     joined: list[list[int]] = []
-    for start, end in _spans(paragraph, pieces):
+    for start, end in spans:
         if joined and _joins(paragraph[joined[-1][0]:joined[-1][1]], paragraph[start:end]):
             joined[-1][1] = end
         else:

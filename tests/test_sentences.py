@@ -132,12 +132,13 @@ def test_abbreviations_and_arm_names_are_split_where_a_reader_would(text, expect
     assert split_sentences(text) == expected
 
 
-def test_repair_keeps_the_paragraphs_own_spacing_and_skips_pieces_it_cannot_find():
+def test_repair_keeps_the_paragraphs_own_spacing_and_never_drops_text():
     from pubmed_rct.sentences import repair
     paragraph = "Over 4.7 yrs., the rate fell. Drug B. Then"
     assert repair(paragraph, ["Over 4.7 yrs.", ", the rate fell.", "Drug B. Then"]) == [
         "Over 4.7 yrs., the rate fell.", "Drug B.", "Then"]
-    assert repair("A b. C d.", ["A b.", "changed", "C d."]) == ["A b.", "C d."]
+    assert repair("A b. C d.", ["A b.", "changed", "C d."]) == ["A b.", "changed", "C d."]  # as given
+    assert repair("A b. C d. E f.", ["A b.", "E f."]) == ["A b.", "E f."]  # a gap: not mended either
 
 
 @pytest.mark.parametrize("text, heading", [
