@@ -73,7 +73,7 @@ def promote(args) -> int:
         raise registry.RegistryError("--force needs --version N: a forced promotion names the version it promotes")
     if args.best and args.version:
         raise registry.RegistryError("--best and --version N name the candidate two ways; give one")
-    promoted, text = registry.promote(name, metric, args.version, args.force, args.best)
+    _, text = registry.promote(name, metric, args.version, args.force, args.best)
     print(text)
     return 0
 

@@ -37,8 +37,7 @@ def _check_store() -> None:
 def register(model_uri: str, name: str, tags: dict) -> str:
     """A new version of `name` (created on first use) from a logged model, with tags; it becomes the
     challenger. Returns the version number."""
-    import mlflow
-    _check_store()
+    import mlflow  # (evaluate has checked the store already)
     mlflow.set_tracking_uri(tracking_uri())
     version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version
     _client().set_registered_model_alias(name, CHALLENGER, version)
@@ -79,15 +78,17 @@ def version_of(name: str, ref: str | int | None = None):
         raise
 
 
-def metric_of(version, metric: str) -> float:
-    """The version's value of `metric` (its tag, else its run's metric); RegistryError when it has none."""
+def _value(version, metric: str) -> float | None:
+    """The version's value of `metric`: its tag, else its run's metric; None when it has neither."""
     value = version.tags.get(metric)
     if value is None and version.run_id:
         value = _client().get_run(version.run_id).data.metrics.get(metric)
-    if value is None:
-        raise RegistryError(f"version {version.version} of {version.name!r} has no {metric}; evaluate it "
-                            "(`dvc repro -f -s evaluate`) or promote it deliberately with --version N --force")
-    return float(value)
+    return None if value is None else float(value)
+
+
+def _no_metric(version, metric: str) -> RegistryError:
+    return RegistryError(f"version {version.version} of {version.name!r} has no {metric}; evaluate it "
+                         "(`dvc repro -f -s evaluate`) or promote it deliberately with --version N --force")
 
 
 @contextlib.contextmanager
@@ -105,7 +106,7 @@ def _promotion_lock(name: str):
 def best_version(name: str, metric: str):
     """The version with the highest `metric` (ties: the newest); RegistryError when none has it."""
     scored = [(value, int(v.version), v) for v in _client().search_model_versions(f"name = '{name}'")
-              if (value := _maybe(v, metric)) is not None]
+              if (value := _value(v, metric)) is not None]
     if not scored:
         raise RegistryError(f"no version of {name!r} has {metric}; evaluate one first")
     return max(scored, key=lambda t: t[:2])[2]
@@ -120,12 +121,13 @@ def promote(name: str, metric: str, version: str | None = None, force: bool = Fa
         candidate = best_version(name, metric) if best else version_of(name, version)
         champion = _champion(name)
         time.sleep(float(os.environ.get("PUBMED_RCT_PROMOTE_DELAY_S", 0)))  # tests widen the read-to-write window
-        cand_value = _maybe(candidate, metric)
-        champ_value = _maybe(champion, metric) if champion else None
-        if not force:
-            metric_of(candidate, metric)  # refused, saying why, when a metric is missing
-            if champion:
-                metric_of(champion, metric)
+        cand_value = _value(candidate, metric)
+        champ_value = _value(champion, metric) if champion else None
+        if not force:  # refused, saying why, when a metric is missing
+            if cand_value is None:
+                raise _no_metric(candidate, metric)
+            if champion and champ_value is None:
+                raise _no_metric(champion, metric)
         rows = [("", f"candidate v{candidate.version}", f"@{CHAMPION} v{champion.version}" if champion else "-")]
         for key in dict.fromkeys((metric, "test_micro_f1", "test_macro_f1", "context", "dvc.exp_name", "run_id")):
             rows.append((key, _show(cand_value if key == metric else candidate.tags.get(key)),
@@ -147,13 +149,6 @@ def promote(name: str, metric: str, version: str | None = None, force: bool = Fa
 def _champion(name: str):
     try:
         return version_of(name, CHAMPION)
-    except RegistryError:
-        return None
-
-
-def _maybe(version, metric: str) -> float | None:
-    try:
-        return metric_of(version, metric)
     except RegistryError:
         return None
 

@@ -129,17 +129,20 @@ def log_params(run_id: str, params: dict) -> None:
     _client().log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
 
 
-def _metrics(metrics: dict, step: int, timestamp_ms: int | None = None) -> list:
+def _metrics(metrics: dict, step: int) -> list:
     from mlflow.entities import Metric
-    now = timestamp_ms or int(time.time() * 1000)
+    now = int(time.time() * 1000)
     return [Metric(k, float(v), now, step) for k, v in sorted(metrics.items()) if isinstance(v, (int, float))]
 
 
-def log_metrics(run_id: str, metrics: dict, step: int = 0) -> None:
+def _log_batches(run_id: str, batch: list) -> None:
     client = _client()
-    batch = _metrics(metrics, step)
     for i in range(0, len(batch), 1000):  # the REST API takes at most 1,000 metrics a call
         client.log_batch(run_id, metrics=batch[i:i + 1000])
+
+
+def log_metrics(run_id: str, metrics: dict, step: int = 0) -> None:
+    _log_batches(run_id, _metrics(metrics, step))
 
 
 def quick_http_failures() -> None:
@@ -251,13 +254,12 @@ def missing_steps(run_id: str, key: str, steps: list[int]) -> set[int]:
 def backfill(run_id: str, rows: list[dict], step_key: str, keys: list[str]) -> int:
     """Log the `keys` of each row at its step where the run lacks them (a curve cut by a tracking outage);
     returns how many metrics were sent."""
-    client, batch = _client(), []
+    batch = []
     for key in keys:
         todo = missing_steps(run_id, key, [int(r[step_key]) for r in rows])
         batch += [m for r in rows if int(r[step_key]) in todo
                   for m in _metrics({key: float(r[key])}, int(r[step_key]))]
-    for i in range(0, len(batch), 1000):
-        client.log_batch(run_id, metrics=batch[i:i + 1000])
+    _log_batches(run_id, batch)
     return len(batch)
 
 

@@ -1,5 +1,6 @@
 """MLflow tracking against a real `mlflow server` on 127.0.0.1, read back through MlflowClient."""
 import json
+import os
 import sys
 
 import pandas as pd
@@ -174,7 +175,7 @@ def test_a_tracking_outage_costs_no_training_time_and_the_curve_is_backfilled(tm
     env = {"MLFLOW_HOME": str(home), "MLFLOW_PORT": str(port), "MLFLOW_AUTH": "0",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = [str(ROOT / "bin" / "tracking-server")]
-    full_env = {**__import__("os").environ, "PATH": f"{services.VENV_BIN}:{__import__('os').environ['PATH']}",
+    full_env = {**os.environ, "PATH": f"{services.VENV_BIN}:{os.environ['PATH']}",
                 "MLFLOW_TRACKING_URI": uri}
     with services.service(server, f"{uri}/health", home, env):
         log = open(tmp_path / "train.log", "w+")  # a file, not a pipe nobody reads while it fills
@@ -221,7 +222,8 @@ def test_a_tracking_outage_costs_no_training_time_and_the_curve_is_backfilled(tm
     assert during <= 2 * reference + 0.005  # within noise of training without tracking (a shared CI machine)
 
 
-def test_each_evaluated_model_is_a_registered_version_with_its_lineage_and_card(tracked_project, mlflow_uri):
+def test_each_evaluated_model_is_a_registered_version_with_its_lineage_and_card(tracked_project, mlflow_uri,
+                                                                                monkeypatch):
     p, c = tracked_project, client(mlflow_uri)
     versions = sorted(c.search_model_versions("name = 'pubmed-rct'"), key=lambda v: int(v.version))
     assert [v.version for v in versions] == ["1", "2"]  # the baseline, then the experiment `downsampled`
@@ -249,12 +251,8 @@ def test_each_evaluated_model_is_a_registered_version_with_its_lineage_and_card(
         assert f"| {label} | {ev['test_f1_' + label]:.4f} |" in card
     assert open(c.download_artifacts(v2.run_id, "README.md")).read() == card
     from pubmed_rct.registry import resolve
-    import os
-    os.environ["MLFLOW_TRACKING_URI"] = mlflow_uri
-    try:
-        folder = resolve("models:/pubmed-rct/2")
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    folder = resolve("models:/pubmed-rct/2")
     assert (folder / "README.md").read_text() == card and (folder / "config.json").is_file()
 
     # what `mlflow models serve` needs: pinned requirements, a signature, an input example
