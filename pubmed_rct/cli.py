@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .io import atomic_path
+from .io import OutputError, check_output, write_text
 from .sections import sections
 from .sentences import InputError
 
@@ -43,13 +43,24 @@ def render(sentences: list[dict], fmt: str, labels: list[str], colour: bool = Fa
 
 def read_input(args) -> str:
     if args.text is not None:
+        try:  # Python reads a non-UTF-8 argument with surrogateescape: give back the bytes the shell passed
+            args.text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _decode(os.fsencode(args.text), "the argument")
         return args.text
-    data = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+    try:
+        data = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+    except OSError as e:  # a folder, a missing or unreadable file
+        raise InputError(f"-f {args.file}: cannot be read ({e.strerror or e}); give a text file") from e
+    return _decode(data, args.file or "standard input")
+
+
+def _decode(data: bytes, where: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        where = args.file or "standard input"
-        raise InputError(f"{where}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from e
+        raise InputError(f"{where} is not UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); re-encode it as "
+                         "UTF-8") from e
 
 
 def model_dir(args) -> Path:
@@ -80,33 +91,56 @@ def promote(args) -> int:
 
 def predict(args) -> int:
     from .predict import Labeler
+    if args.output:  # before the model loads: a bad -o fails now, not after labelling everything
+        check_output(args.output, tuple(x for x in (args.jsonl, args.file) if x))
     labeler = Labeler.load(model_dir(args))
     if args.jsonl:
         return predict_batch(labeler, args)
     sentences = labeler.label([read_input(args)])[0]
-    print(render(sentences, args.format, labeler.labels, colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR")))
+    text = render(sentences, args.format, labeler.labels, colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    if args.output:
+        write_text(args.output, text + "\n")
+    else:
+        print(text)
     return 0
+
+
+def jsonl_records(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    """(line number, {"id", "text"}) of each good line of a JSON Lines file, and one message per bad line.
+
+    Read as bytes and decoded line by line, so one undecodable line is named and the others are kept; lines end
+    at \\n only (JSON strings may hold U+2028 and other characters str.splitlines would cut at)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"--jsonl {path}: cannot be read ({e.strerror or e}); give a JSON Lines file") from e
+    records, errors = [], []
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):  # a byte-order mark is dropped
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            errors.append(f"{path}:{number}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                          "re-encode the line as UTF-8")
+            continue
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            errors.append(f"{path}:{number}: not JSON ({getattr(e, 'msg', 'nested too deeply')})")
+            continue
+        item = {"id": number, "text": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            errors.append(f"{path}:{number}: expected {{\"id\": ..., \"text\": \"...\"}}")
+            continue
+        records.append((number, item))
+    return records, errors
 
 
 def predict_batch(labeler, args) -> int:
     """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
     from tqdm.auto import tqdm
-    with open(args.jsonl, encoding="utf-8-sig") as f:  # a byte-order mark is accepted and dropped
-        lines = f.read().splitlines()
-    records, errors = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            errors.append(f"{args.jsonl}:{number}: not JSON ({e.msg})")
-            continue
-        item = {"id": number, "text": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            errors.append(f"{args.jsonl}:{number}: expected {{\"id\": ..., \"text\": \"...\"}}")
-            continue
-        records.append((number, item))
+    records, errors = jsonl_records(args.jsonl)
     chunks = [records[start:start + args.batch_size] for start in range(0, len(records), args.batch_size)]
     results = labeler.label_chunks(([item["text"] for _, item in chunk] for chunk in chunks), args.workers)
     out_lines = []
@@ -120,12 +154,13 @@ def predict_batch(labeler, args) -> int:
             bar.update(len(chunk))
     text = "\n".join(out_lines) + ("\n" if out_lines else "")
     if args.output:
-        with atomic_path(args.output) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_text(args.output, text)
     else:
         sys.stdout.write(text)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
+    print(f"predict: {len(out_lines)} of {len(out_lines) + len(errors)} abstracts labelled, {len(errors)} bad "
+          f"line(s){f'; written to {args.output}' if args.output else ''}", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -136,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("text", nargs="?", help="the abstract; omit to read --file or standard input")
     p.add_argument("-f", "--file", help="read the abstract from this file")
     p.add_argument("--jsonl", help="batch: a JSON Lines file of {\"id\", \"text\"} abstracts")
-    p.add_argument("-o", "--output", help="batch: write JSON Lines here (default: standard output)")
+    p.add_argument("-o", "--output", help="write the output to this file, atomically (default: standard output)")
     p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per chunk")
     p.add_argument("--workers", type=int, help="batch: chunks labelled at once (default: one per CPU core; 1 on GPU)")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
@@ -173,6 +208,6 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         return 0
-    except (InputError, FileNotFoundError, ValueError, RegistryError, TrackingError) as e:
+    except (InputError, OutputError, FileNotFoundError, ValueError, RegistryError, TrackingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

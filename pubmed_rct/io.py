@@ -15,24 +15,69 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class OutputError(ValueError):
+    """A path the user named for output that cannot or must not be written; the message says what to do."""
+
+
+def _holds_cwd(path: Path) -> bool:
+    """`path` is the current folder or one above it (`.`, `..`, `/`, the project itself)."""
+    here = Path.cwd().resolve()
+    return path.resolve() in (here, *here.parents)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `target` (file or folder); rename it over `target` only on success."""
+    """Yield a temporary sibling of `target` (file or folder); rename it over `target` only on success.
+
+    Everything is made inside one temporary folder of its own beside `target`, and only that folder is ever
+    removed: an old folder being replaced is first moved into it. A file never replaces a folder, and the
+    current folder or one above it (`.`, `..`, `/`) is never a target."""
     target = Path(target)
+    if target.name in ("", ".", "..") or _holds_cwd(target):
+        raise OutputError(f"{target}: refusing to write over the current folder or one above it; name a file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
+    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = workdir / target.name
     try:
         yield tmp
         if target.is_dir() and not target.is_symlink():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
+            if not tmp.is_dir():
+                raise OutputError(f"{target} is a folder; refusing to replace it with a file")
+            target.rename(workdir / ".replaced")  # removed with workdir, once the new folder is in place
             tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_output(path: str | Path, inputs: tuple[str | Path, ...] = (), option: str = "-o") -> Path:
+    """A user's output path (`-o`), checked before any work starts: a file, not a folder (`.`, `/`, an existing
+    folder), not one of `inputs`, and writable (a file can be made in its folder; an existing file can be
+    replaced). Write it with atomic_path. Used by predict, label and every future `-o`."""
+    p = Path(path)
+    if p.name in ("", ".", "..") or p.is_dir() or _holds_cwd(p):
+        raise OutputError(f"{option} {path} names a folder; give a file path, e.g. "
+                          f"{Path(path) / 'labelled.jsonl'}")
+    for source in inputs:
+        if p.exists() and os.path.exists(source) and os.path.samefile(p, source):
+            raise OutputError(f"{option} {path} is the input file; writing it would destroy the input: "
+                              "choose another name")
+    folder = p.absolute().parent
+    while not folder.exists():  # atomic_path makes the missing folders; the first existing one must take them
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(folder))
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        if p.exists() and not os.access(p, os.W_OK):  # a read-only or immutable file
+            raise PermissionError(errno.EPERM, "the file is read-only or immutable", str(p))
+    except OSError as e:
+        raise OutputError(f"{option} {path}: cannot be written ({e.strerror or e}"
+                          f"{f': {e.filename}' if e.filename else ''}); choose a path you can write to") from e
+    return p
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -58,7 +103,7 @@ def section(params: dict, *keys: str) -> dict:
     """The named keys of params, failing with a clear message when one is missing."""
     missing = [k for k in keys if k not in params]
     if missing:
-        raise SystemExit(f"params.yaml: missing key(s) {', '.join(missing)}; see the README's params table")
+        raise ValueError(f"params.yaml: missing key(s) {', '.join(missing)}; see the README's params table")
     return {k: params[k] for k in keys}
 
 

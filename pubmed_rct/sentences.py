@@ -30,6 +30,12 @@ def check_text(text: str) -> str:
     """The text cleaned (normalize.clean), or InputError saying why it cannot be labelled."""
     if not isinstance(text, str):
         raise InputError("the abstract must be text")
+    try:  # a lone surrogate (JSON "\\ud800", bytes read with surrogateescape) is no character; tokenizers fail on it
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"the text is not valid Unicode: a lone surrogate U+{ord(text[e.start]):04X} at character "
+                         f"{e.start + 1:,}; send UTF-8 text (in JSON, a \\uD800-\\uDFFF escape only as half of a "
+                         "pair)") from None
     text = clean(text)
     if len(text) > MAX_CHARS:
         raise InputError(f"the text has {len(text):,} characters; the limit is {MAX_CHARS:,} (one abstract)")

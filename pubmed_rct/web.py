@@ -6,6 +6,7 @@ connections, a cap on connections; every error answers JSON, an internal one inc
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import sys
 import threading
@@ -36,13 +37,17 @@ def create_app(labeler) -> Flask:
 
     @app.get("/api/health")
     def health():
-        return jsonify({"status": "ok", "context": labeler.mode, "labels": labeler.labels})
+        return jsonify({"status": "ok", "context": labeler.mode, "labels": labeler.labels, "max_chars": MAX_CHARS})
 
     @app.post("/api/label")
     def label():
         if not request.is_json:
             return error(415, "send JSON: {\"text\": \"<abstract>\"} with Content-Type: application/json")
-        body = request.get_json(silent=True)
+        try:  # parsed here: Flask's get_json lets a RecursionError (a body of 10,000 '[') through as a 500
+            body = json.loads(request.get_data())
+        except (ValueError, RecursionError) as e:
+            why = "nested too deeply" if isinstance(e, RecursionError) else "not JSON"
+            return error(400, f"the body is {why}; expected a JSON object with a string field 'text'")
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             return error(400, "expected a JSON object with a string field 'text'")
         try:
@@ -55,7 +60,9 @@ def create_app(labeler) -> Flask:
 
     @app.errorhandler(413)
     def too_large(_):
-        return error(413, f"request too large; one abstract of at most {MAX_CHARS:,} characters")
+        size = f" ({request.content_length:,} bytes)" if request.content_length else ""
+        return error(413, f"request too large{size}; the limit is one abstract of at most {MAX_CHARS:,} characters "
+                          f"({app.config['MAX_CONTENT_LENGTH']:,} bytes of JSON)")
 
     @app.errorhandler(404)
     def not_found(_):
@@ -78,16 +85,22 @@ def create_app(labeler) -> Flask:
 log = logging.getLogger("pubmed_rct.web")
 
 
+# Bodies up to this size reach the app, which answers a JSON 413 past its own limit (MAX_CONTENT_LENGTH); only a
+# body beyond it gets waitress's own plain-text 413. Waitress spools large bodies to a temporary file, not memory.
+SERVER_BODY_LIMIT = 32 * 1024 * 1024
+
+
 def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000, threads: int = 4):
     """A waitress server for `app` (call .run(); .close() stops it): `threads` workers, idle connections closed
-    after 60 s, at most 100 open connections. Bound beyond loopback, it says what is exposed."""
+    after 60 s, at most 100 open connections. Bound beyond loopback, it says what is exposed. Waitress has no
+    deadline for a whole request: clients that trickle bytes hold connections (docs/predict.md, a proxy)."""
     from waitress import create_server
     if not _loopback(host):
         print(f"WARNING: serving on {host}:{port}, reachable from other machines: anyone who can connect can label "
               "text with this model, without authentication or TLS. Put it behind a reverse proxy with TLS and "
               "access control (docs/predict.md).", file=sys.stderr, flush=True)
     return create_server(app, host=host, port=port, threads=threads, channel_timeout=60, connection_limit=100,
-                         max_request_body_size=app.config["MAX_CONTENT_LENGTH"], ident="pubmed-rct")
+                         max_request_body_size=SERVER_BODY_LIMIT, ident="pubmed-rct")
 
 
 def _loopback(host: str) -> bool:

@@ -1,5 +1,6 @@
 """`python -m pubmed_rct predict`: text, JSON, Markdown, stdin, batch JSON Lines, and bad input."""
 import json
+import subprocess
 import sys
 
 import pytest
@@ -102,3 +103,71 @@ def test_bad_input_and_missing_model(sentence_model, tmp_path):
 def test_a_model_refuses_input_built_for_another_mode(sentence_model):
     with pytest.raises(ValueError, match="trained with context 'none', input was built for 'abstract'"):
         load_trained(sentence_model, mode="abstract")
+
+
+ONE = json.dumps({"id": 1, "text": "We randomised 120 adults."}) + "\n"
+
+
+def test_o_never_deletes_what_is_there(sentence_model, tmp_path):
+    """#22 rows 23, 24: `-o d` replaced a folder by the output file; `-o .` deleted the current folder's files."""
+    src = tmp_path / "one.jsonl"
+    src.write_text(ONE)
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "keep.txt").write_text("keep")
+    e = tmp_path / "e"
+    e.mkdir()
+    (e / "canary").write_text("alive")
+    for output, cwd in (("d", tmp_path), (".", e), ("/", e), (str(src), tmp_path)):
+        r = run([*PREDICT, "--model", str(sentence_model), "--jsonl", str(src), "-o", output], cwd,
+                {"PYTHONPATH": str(ROOT)}, check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert ("is the input file" if output == str(src) else "names a folder") in r.stderr
+    assert (tmp_path / "d" / "keep.txt").read_text() == "keep" and (tmp_path / "d" / "sub").is_dir()
+    assert sorted(p.name for p in e.iterdir()) == ["canary"] and src.read_text() == ONE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "e", "one.jsonl"]
+
+
+def test_an_unwritable_output_is_refused_before_any_work(sentence_model, tmp_path):
+    """#22 row 22: an immutable -o file failed with a PermissionError traceback after labelling everything."""
+    src, out = tmp_path / "one.jsonl", tmp_path / "out.jsonl"
+    src.write_text(ONE)
+    out.write_text("earlier output")
+    run(["chattr", "+i", str(out)], tmp_path)
+    try:
+        r = run([*PREDICT, "--model", str(tmp_path / "no-model"), "--jsonl", str(src), "-o", str(out)], ROOT,
+                check=False)  # the model is never loaded: the output is checked first
+    finally:
+        run(["chattr", "-i", str(out)], tmp_path)
+    assert r.returncode == 2 and f"-o {out}: cannot be written" in r.stderr and "Traceback" not in r.stderr
+    assert out.read_text() == "earlier output"
+
+
+def test_bad_lines_are_named_and_the_good_ones_written(sentence_model, tmp_path):
+    """#22 rows 19, 20: a lone surrogate (TypeError) or a non-UTF-8 line (no line named) lost every good line."""
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_bytes(b"".join([ONE.encode(), b'{"text":"a \\ud800 b"}\n', b'{"id": 3, "text": "caf\xe9 au lait."}\n',
+                              json.dumps({"id": 4, "text": ABSTRACT + "\u2028" + ABSTRACT}).encode() + b"\n"]))
+    r = run([*PREDICT, "--model", str(sentence_model), "--jsonl", str(src), "-o", str(out)], ROOT, check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"{src}:2: the text is not valid Unicode: a lone surrogate U+D800 at character 3" in r.stderr
+    assert f"{src}:3: not UTF-8 (byte 0xe9 at column 23)" in r.stderr
+    assert "2 of 4 abstracts labelled, 2 bad line(s)" in r.stderr
+    assert [json.loads(l)["id"] for l in out.read_text().splitlines()] == [1, 4]  # U+2028 ends no line
+
+
+def test_a_folder_or_a_non_utf8_argument_is_one_line(sentence_model, tmp_path):
+    """#22 rows 16, 17: `-f DIR` (IsADirectoryError) and a Latin-1 argument (TypeError) were tracebacks."""
+    r = run([*PREDICT, "--model", str(sentence_model), "-f", str(tmp_path)], ROOT, check=False)
+    assert r.returncode == 2 and f"-f {tmp_path}: cannot be read (Is a directory)" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([*PREDICT, "--model", str(sentence_model), b"caf\xe9 patients were randomised."],
+                       capture_output=True, cwd=ROOT)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "the argument is not UTF-8 (byte 0xe9 at offset 3)" in err and "Traceback" not in err
+
+
+def test_o_writes_a_single_abstract_atomically(sentence_model, tmp_path):
+    out = tmp_path / "labelled.json"
+    run([*PREDICT, "--model", str(sentence_model), "--format", "json", "-o", str(out), ABSTRACT], ROOT)
+    assert [s["label"] for s in json.loads(out.read_text())["sentences"]] == ROLES
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.json"]
