@@ -90,17 +90,51 @@ log = logging.getLogger("pubmed_rct.web")
 SERVER_BODY_LIMIT = 32 * 1024 * 1024
 
 
-def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000, threads: int = 4):
+def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000, threads: int = 4,
+                request_deadline_s: int = 30):
     """A waitress server for `app` (call .run(); .close() stops it): `threads` workers, idle connections closed
-    after 60 s, at most 100 open connections. Bound beyond loopback, it says what is exposed. Waitress has no
-    deadline for a whole request: clients that trickle bytes hold connections (docs/predict.md, a proxy)."""
+    after 60 s, at most 100 open connections, and each request read within `request_deadline_s` (headers and
+    body) or its connection closed. Bound beyond loopback, it says what is exposed."""
     from waitress import create_server
     if not _loopback(host):
         print(f"WARNING: serving on {host}:{port}, reachable from other machines: anyone who can connect can label "
               "text with this model, without authentication or TLS. Put it behind a reverse proxy with TLS and "
               "access control (docs/predict.md).", file=sys.stderr, flush=True)
-    return create_server(app, host=host, port=port, threads=threads, channel_timeout=60, connection_limit=100,
-                         max_request_body_size=SERVER_BODY_LIMIT, ident="pubmed-rct")
+    server = create_server(app, host=host, port=port, threads=threads, channel_timeout=60, connection_limit=100,
+                           cleanup_interval=max(1, request_deadline_s // 3), max_request_body_size=SERVER_BODY_LIMIT,
+                           ident="pubmed-rct")
+    _add_request_deadline(server, request_deadline_s)
+    return server
+
+
+def _add_request_deadline(server, seconds: float) -> None:
+    """Close connections whose request has been arriving for longer than `seconds`.
+
+    Waitress's own timeout (channel_timeout) restarts with every byte, so clients that each send a byte now and
+    then hold every connection for as long as they like (slowloris). Waitress has no setting for a deadline;
+    its maintenance pass, which closes idle connections every cleanup_interval, here also closes those whose
+    request (`channel.request`, the parser of a request not yet complete) is older than the deadline, by the
+    same flag it uses itself (`will_close`)."""
+    idle = server.maintenance
+    started: dict = {}  # channel -> (the request being read, when it was first seen)
+
+    def maintenance(now: float) -> None:
+        idle(now)
+        channels = list(server.active_channels.values())
+        for channel in set(started) - set(channels):
+            del started[channel]
+        for channel in channels:
+            request = getattr(channel, "request", None)
+            if request is None:
+                started.pop(channel, None)
+                continue
+            seen, since = started.setdefault(channel, (request, now))
+            if seen is not request:
+                started[channel] = (request, now)
+            elif now - since > seconds:
+                channel.will_close = True
+
+    server.maintenance = maintenance
 
 
 def _loopback(host: str) -> bool:

@@ -38,6 +38,12 @@ def test_api_labels_an_abstract(app):
     ({"data": "text", "content_type": "text/plain"}, 415, "send JSON"),
     ({"data": b"x" * (13 * MAX_CHARS), "content_type": "application/json"}, 413, "too large"),
     ({"data": json.dumps({"text": "\u00e9" * (MAX_CHARS + 1)}), "content_type": "application/json"}, 413, "limit is"),
+    # #22 row 5: lone surrogates reached the tokenizer (500); row 7: deep nesting was a RecursionError (500)
+    ({"json": {"text": "We randomised \ud800 patients."}}, 400, "lone surrogate U+D800"),
+    ({"json": {"text": "We randomised \udfff patients."}}, 400, "lone surrogate U+DFFF"),
+    ({"data": b'{"text": "We randomised \xed\xa0\x80 patients."}', "content_type": "application/json"}, 400,
+     "lone surrogate U+D800"),
+    ({"data": "[" * 10_000 + "]" * 10_000, "content_type": "application/json"}, 400, "nested too deeply"),
 ])
 def test_api_errors_are_json_4xx_and_the_server_keeps_serving(app, kwargs, status, message):
     client = app.test_client()
@@ -56,9 +62,9 @@ def test_json_escaping_every_character_stays_under_the_byte_limit(app):
 
 
 @contextlib.contextmanager
-def serving(app):
+def serving(app, **kwargs):
     """The app on the project's server (waitress) on a free port, in a thread."""
-    srv = make_server(app, "127.0.0.1", 0)
+    srv = make_server(app, "127.0.0.1", 0, **kwargs)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     try:
@@ -80,6 +86,60 @@ def post(url: str, body: dict) -> tuple[int, dict]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def test_bodies_too_large_answer_json_413_through_waitress(server):
+    """#22 row 4: waitress answered a 300,000-character body with its own text/plain 413, and reset a 13 MB
+    chunked one; the app's JSON 413 names the limit."""
+    import http.client
+    host, port = server.removeprefix("http://").rstrip("/").split(":")
+    status, body = post(server, {"text": "x" * 300_000})
+    assert status == 413 and "the limit is one abstract of at most 20,000 characters" in body["error"]
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    conn.putrequest("POST", "/api/label")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    chunk = b"x" * (1 << 20)
+    for _ in range(13):
+        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    conn.send(b"0\r\n\r\n")
+    r = conn.getresponse()
+    assert r.status == 413 and r.getheader("Content-Type") == "application/json"
+    assert "the limit is one abstract" in json.loads(r.read())["error"]
+    conn.close()
+    assert post(server, {"text": ABSTRACT})[0] == 200
+
+
+def test_clients_trickling_bytes_are_cut_off_at_the_request_deadline(app):
+    """#22 row 13: 110 sockets each sending a byte now and then held all 100 connections (every byte restarted
+    waitress's idle timeout). With a 3 s deadline they are closed, and a real client is answered meanwhile."""
+    import socket
+    import time
+    with serving(app, request_deadline_s=3) as url:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(110)]
+        started = time.monotonic()
+        try:
+            for s in slow:
+                s.sendall(b"P")
+            with ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(post, url, {"text": ABSTRACT})
+                closed = set()
+                while time.monotonic() - started < 20 and len(closed) < len(slow):  # bounded: 20 s at most
+                    for i, s in enumerate(slow):
+                        if i not in closed:
+                            try:
+                                s.sendall(b"O")
+                            except OSError:
+                                closed.add(i)
+                    time.sleep(0.5)
+                status, body = answer.result(timeout=30)
+            assert status == 200 and [x["label"] for x in body["sentences"]] == ROLES
+            assert len(closed) == len(slow)  # every trickling connection was closed by the server
+        finally:
+            for s in slow:
+                s.close()
 
 
 def test_eight_clients_at_once_each_get_their_own_answer(server):
@@ -141,6 +201,10 @@ def test_page_in_chromium_shows_coloured_sections(server, tmp_path):
         assert page.eval_on_selector_all(".heading", "els => els.map(e => e.textContent)") == [
             "BACKGROUND:", "Objective:", "METHODS:", "RESULTS:", "Conclusions:"]
         assert page.eval_on_selector_all(".section", "els => els.map(e => e.dataset.label)") == ROLES
+        page.fill("#text", "x" * 300_000)  # #22 row 4: the page showed "SyntaxError: Unexpected token 'R'"
+        page.click("#go")
+        page.wait_for_function("document.getElementById('error').textContent.length > 0")
+        assert page.inner_text("#error").startswith("too long (300,000 characters, limit 20,000)")
         page.fill("#text", "   ")
         page.click("#go")
         page.wait_for_function("document.getElementById('error').textContent.length > 0")
