@@ -306,3 +306,23 @@ def test_the_metric_sender_keeps_a_bounded_queue_and_gives_up_at_close(monkeypat
     assert sender.close(wait_s=1.5) == 5 and time.monotonic() - start < 3
     assert sender.failures >= 1 and sender.sent == 0
     assert "WARNING: MLflow logging failed" in capfd.readouterr().err
+
+
+def test_tracking_server_on_another_loopback_address_accepts_its_own_host(tmp_path):
+    """#22 row 34: bound to 127.0.0.2 every API call answered 403 "Invalid Host header"."""
+    import urllib.request
+    port = services.free_port()
+    uri = f"http://127.0.0.2:{port}"
+    env = {"MLFLOW_HOME": str(tmp_path), "MLFLOW_HOST": "127.0.0.2", "MLFLOW_PORT": str(port)}
+    with services.service([str(ROOT / "bin" / "tracking-server")], f"{uri}/health", tmp_path, env):
+        with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30) as r:
+            assert r.status == 200 and "experiments" in json.loads(r.read())
+
+
+@pytest.mark.parametrize("host", ["127.attacker.example", "localhost.attacker.example", "127.0.0.1.nip.io"])
+def test_tracking_server_takes_only_literal_loopback_addresses_as_loopback(tmp_path, host):
+    """#22 row 35: `127.*` took the host name 127.attacker.example for loopback: no auth, no allowed-hosts check."""
+    r = run([str(ROOT / "bin/tracking-server")], tmp_path, {"MLFLOW_HOME": str(tmp_path), "MLFLOW_HOST": host},
+            check=False, timeout=60)
+    assert r.returncode == 2 and f"binding {host} exposes the server; set MLFLOW_ALLOWED_HOSTS" in r.stderr
+    assert not (tmp_path / "mlflow.db").exists()
