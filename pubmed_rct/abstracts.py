@@ -242,11 +242,28 @@ def write_split(path: str | Path, rows: list[dict], extra: dict[str, list] | Non
         pq.write_table(pa.table(columns), tmp)
 
 
-def read_split(path: str | Path) -> list[dict]:
+# The pipeline's Parquet folders and the stage that writes each: the way back from a damaged file.
+WRITTEN_BY = {"raw": "download", "prepared": "prepare", "tokenized": "tokenize"}
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """A Parquet file of the pipeline; a missing or damaged one (truncated, corrupt pages) is a DataError that
+    names it and the way back."""
     path = Path(path)
+    stage = WRITTEN_BY.get(path.parent.name)
+    rebuild = f"`dvc repro -f {stage}`" if stage else "rerunning the stage that writes it with `dvc repro -f`"
     if not path.is_file():
         raise DataError(f"{path}: not found; run the stage that produces it (dvc repro)")
-    return pq.read_table(path).to_pylist()
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        reason = " ".join(str(e).split())[:200]
+        raise DataError(f"{path}: cannot be read as Parquet ({reason}); restore it from the DVC cache with "
+                        f"`dvc checkout {path.parent}` or rebuild it with {rebuild}") from e
+
+
+def read_split(path: str | Path) -> list[dict]:
+    return read_table(path).to_pylist()
 
 
 def abstracts_of(rows: list[dict]) -> list[list[int]]:

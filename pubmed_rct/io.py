@@ -118,6 +118,9 @@ def run_stage(main) -> None:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (lifetime.Terminated): what was opened is closed
+        print(f"stopped: {e or 'interrupted'}; the outputs of earlier runs are untouched", file=sys.stderr)
+        sys.exit(130)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

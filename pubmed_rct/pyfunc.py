@@ -12,7 +12,9 @@ from .tracking import tracking_uri
 class SentenceRoles(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a `text` column (a sentence or a whole abstract per row).
     Output: one row per sentence: `input` (row index), `sentence`, `label`, `probability`, `heading` (the
-    section heading of a structured abstract the sentence stood under, or None)."""
+    section heading of a structured abstract the sentence stood under, or None), `error` (None). A text that
+    cannot be labelled (empty, binary, not valid Unicode, too long) gives one row with only `input` and `error`
+    saying why; the other rows are labelled."""
 
     def load_context(self, context):
         from pubmed_rct.predict import Labeler
@@ -22,9 +24,15 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
         import pandas as pd
         texts = list(model_input["text"]) if hasattr(model_input, "columns") else list(model_input)
         rows = []
-        for i, sentences in enumerate(self.labeler.label(texts)):
-            rows.extend({"input": i, **s} for s in sentences)
-        return pd.DataFrame(rows, columns=["input", "sentence", "label", "probability", "heading"])
+        for i, sentences in enumerate(self.labeler.label_each(texts)):
+            if isinstance(sentences, Exception):
+                rows.append({"input": i, "error": f"row {i}: {sentences}"})
+            else:
+                rows.extend({"input": i, **s, "error": None} for s in sentences)
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+
+COLUMNS = ["input", "sentence", "label", "probability", "heading", "error"]
 
 
 # What the model needs at serving time, pinned to the versions it was trained and evaluated with.
@@ -51,7 +59,8 @@ def signature():
     return ModelSignature(
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([ColSpec("long", "input"), ColSpec("string", "sentence"), ColSpec("string", "label"),
-                        ColSpec("double", "probability"), ColSpec("string", "heading", required=False)]))
+                        ColSpec("double", "probability"), ColSpec("string", "heading", required=False),
+                        ColSpec("string", "error", required=False)]))
 
 
 def log_model(run_id: str, model_dir: str | Path, card: str | Path | None = None) -> str:

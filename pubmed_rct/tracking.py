@@ -124,6 +124,31 @@ def reopen_or_start(run_id: str | None, experiment: str, params: dict, tags: dic
     return start_run(experiment, params, tags)
 
 
+def _find_run(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+    try:
+        return client.get_run(run_id)
+    except MlflowException:  # not in this store (another tracking URI, a deleted run)
+        return None
+
+
+def reopen(run_id: str) -> bool:
+    """Set a run of this store back to RUNNING (training resumed from a checkpoint); False if there is none."""
+    client = _client()
+    if _find_run(client, run_id) is None:
+        return False
+    client.update_run(run_id, status="RUNNING")
+    return True
+
+
+def end_if_running(run_id: str, status: str) -> None:
+    """End a run left RUNNING by a process that was killed (nothing to do if it ended or is not here)."""
+    client = _client()
+    run = _find_run(client, run_id)
+    if run is not None and run.info.status == "RUNNING":
+        client.set_terminated(run_id, status)
+
+
 def log_params(run_id: str, params: dict) -> None:
     from mlflow.entities import Param
     _client().log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])

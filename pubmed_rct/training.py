@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import signal
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -120,13 +121,33 @@ def fingerprint(config: TrainConfig, model_name: str, mode: str, data_file: Path
     return h.hexdigest()[:16]
 
 
+def load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint at `path`, or None: none there, or one that cannot be read (a truncated file), which is
+    named, removed and replaced by a start from scratch."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
+        reason = " ".join(str(e).split())[:200]
+        print(f"WARNING: checkpoint {path} cannot be read ({type(e).__name__}: {reason}); training from the "
+              "start instead", file=sys.stderr, flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: int,
           checkpoint_dir: Path | None = None, on_log: Callable[[dict, int], None] | None = None,
-          on_epoch_end: Callable[[object, int, int], None] | None = None, progress: bool = True) -> dict:
-    """Train `model` in place; returns train_loss, train_runtime, train_samples_per_second, steps, samples."""
+          on_epoch_end: Callable[[object, int, int], None] | None = None, progress: bool = True,
+          resume: dict | None = None, carry: dict | None = None) -> dict:
+    """Train `model` in place; returns train_loss, train_runtime, train_samples_per_second, steps, samples.
+
+    `resume`: a checkpoint (load_checkpoint) to go on from; else the one in checkpoint_dir, if readable.
+    `carry`: the caller's own state (its MLflow run, the curve logged so far), saved with every checkpoint and
+    put back from `resume`, so that a resumed run keeps what the killed one had logged."""
     rank, world_size = world()
     if config.batch_size % world_size:
-        raise SystemExit(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
+        raise ValueError(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
                          f"evenly over {world_size} processes")
     device, dtype = device_and_dtype(config.precision)
     torch.manual_seed(config.seed + rank)  # own dropout draws per process (weights come from rank 0 via DDP)
@@ -143,8 +164,8 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
 
     state = {"step": 0, "loss_sum": 0.0, "samples": 0, "runtime": 0.0}
     ckpt = checkpoint_dir / "state.pt" if checkpoint_dir else None
-    if ckpt is not None and ckpt.is_file():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    saved = resume if resume is not None else load_checkpoint(ckpt) if ckpt is not None else None
+    if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         for group in optimizer.param_groups:  # a run with CUDA graphs saves lr as a tensor; make_step decides anew
@@ -152,6 +173,8 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         restore_rng(saved["rng"], rank, world_size, device)
+        if carry is not None:
+            carry.update(saved.get("carry", {}))
         if rank == 0:
             print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
 
@@ -198,7 +221,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
                 state["runtime"] = runtime_before + time.perf_counter() - started
                 rng = rng_states(device, world_size)  # every rank's, gathered on rank 0
                 if rank == 0:
-                    _save_checkpoint(ckpt, model, optimizer, scheduler, state, rng)
+                    _save_checkpoint(ckpt, model, optimizer, scheduler, state, rng, carry)
                 if world_size > 1:
                     dist.barrier()
                 if kill_at and state["step"] >= kill_at:
@@ -432,11 +455,13 @@ def restore_rng(saved, rank: int, world_size: int, device: torch.device) -> None
         torch.cuda.set_rng_state(saved[rank]["cuda"], device)
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict]) -> None:
+def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict],
+                     carry: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng}, tmp)
+                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng,
+                "carry": {k: list(v) if isinstance(v, list) else v for k, v in (carry or {}).items()}}, tmp)
     os.replace(tmp, path)
 
 

@@ -8,11 +8,9 @@ import csv
 import io
 import os
 
-import pyarrow.parquet as pq
-
 from pubmed_rct import pyfunc, registry, tracking
 from pubmed_rct.card import model_card
-from pubmed_rct.abstracts import read_split
+from pubmed_rct.abstracts import read_split, read_table
 from pubmed_rct.io import load_params, read_json, run_stage, section, write_json, write_text
 from pubmed_rct.metrics import confusion_rows, plot_confusion, report, scores
 from pubmed_rct.model import load_trained, predict_proba
@@ -28,7 +26,7 @@ CURVES = {"metrics/train_loss.csv": ("step", ["train_loss", "learning_rate"]),  
 
 def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], batch_size: int):
     """(true ids, predicted ids) for every sentence of a split, in row order."""
-    rows, probs = predict_proba(model, examples_from_table(pq.read_table(f"{DATA}/{split}.parquet")), mode,
+    rows, probs = predict_proba(model, examples_from_table(read_table(f"{DATA}/{split}.parquet")), mode,
                                 pad_id, batch_size)
     prepared = read_split(f"{PREPARED}/{split}.parquet")
     if sorted(rows.tolist()) != list(range(len(prepared))):

@@ -8,20 +8,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
+import contextlib
 import csv
 import io
 import time
 
-import pyarrow.parquet as pq
 import transformers
 
-from pubmed_rct import tracking
-from pubmed_rct.abstracts import read_split
+from pubmed_rct import lifetime, tracking
+from pubmed_rct.abstracts import read_split, read_table
 from pubmed_rct.io import atomic_path, load_params, read_json, run_stage, section, write_json, write_text
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
-from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
+from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, load_checkpoint, train, world
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
@@ -43,63 +43,97 @@ def main() -> None:
               "world_size": world_size, "per_device_batch_size": config.batch_size // max(world_size, 1),
               "global_batch_size": config.batch_size, "learning_rate_rule": "unchanged (global batch)"}
 
+    lifetime.end_with_parent()  # `kill -9` of dvc alone must not leave this process writing outputs later
+    # Inputs first: a bad file fails here, before a run is opened or a model loaded.
+    examples = examples_from_table(read_table(f"{DATA}/train.parquet"))
+    val = examples_from_table(read_table(f"{DATA}/validation.parquet"))
+    val_rows = read_split("data/prepared/validation.parquet")
+    # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
+    key = fingerprint(config, str(p["model"]), mode, Path(f"{DATA}/train.parquet"))
+    ckpt = tracking.project_home() / "checkpoints" / key
+    lock = lifetime.exclusive(tracking.project_home() / ".dvc" / "tmp" / f"train-{key}.lock",  # beside DVC's own
+                              "training with these params and data")
+    with lock if rank == 0 else contextlib.nullcontext():
+        train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt, rank)
+
+
+def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt: Path, rank: int) -> None:
+    """Resume or start the MLflow run, train, write the outputs; the run ends FAILED (KILLED when stopped) if
+    anything fails, and FINISHED once the outputs are written (evaluate reopens it)."""
+    saved = load_checkpoint(ckpt / "state.pt")
+    carry = {"run_id": None, "curve": [], "epochs": [], **(saved or {}).get("carry", {})}
     run_id, uri, sender = None, tracking.tracking_uri(), None
     if rank == 0:
-        run_id = start_tracking(p, logged, uri)
-    if run_id:
-        tracking.quick_http_failures()
-        sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
+        run_id = start_tracking(p, logged, uri, carry["run_id"], ckpt / "run.json")
+        carry["run_id"] = run_id
+    try:
+        if run_id:
+            tracking.quick_http_failures()
+            sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
+        result = fit(p, config, mode, labels, source, examples, val, val_rows, ckpt, saved, carry, sender)
+        if rank != 0:
+            return
+        weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
+        result.update({"class_weights": weights or config.class_weights, "mlflow_run_id": run_id or "",
+                       "mlflow_tracking_uri": uri if run_id else ""})
+        write_json(METRICS, result)
+        write_csv(LOSS_CURVE, [("step", "train_loss", "learning_rate", "elapsed_s"), *carry["curve"]])
+        write_csv(EPOCHS, [("epoch", "epoch_val_macro_f1", "epoch_val_micro_f1"), *carry["epochs"]])
+        if sender:
+            sender.log({k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
+                       | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()},
+                       result["train_steps"])
+        if sender and (unsent := sender.close(wait_s=15)):
+            print(f"WARNING: {unsent} metrics could not be sent to {uri}; {LOSS_CURVE} and {EPOCHS} hold them, and "
+                  "the evaluate stage sends what the run lacks (`dvc repro -f -s evaluate` once the server is back).",
+                  file=sys.stderr)
+        if run_id:
+            tracking.end_if_running(run_id, "FINISHED")
+        print(f"train: {result}")
+    except BaseException as e:
+        if run_id:  # never leave it RUNNING; a resumed run sets it RUNNING again
+            with contextlib.suppress(Exception):
+                if sender:
+                    sender.close(wait_s=5)
+                tracking.end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender) -> dict:
+    """Build the model, train it (from the checkpoint `saved` if any), save it to models/model."""
+    rank = world()[0]
     transformers.set_seed(config.seed)
     tokenizer = load_tokenizer(str(p["model"]))
     model = build_model(str(p["model"]), labels, mode)
     model.config.sentence_max_length = int(p["max_length"])
     model.config.context_max_length = int(p["tokenize"]["context_max_length"])
     model.config.number_form = source["number_form"]  # raw text gets the training data's number form
-    examples = examples_from_table(pq.read_table(f"{DATA}/train.parquet"))
-    val = examples_from_table(pq.read_table(f"{DATA}/validation.parquet"))
-    val_rows = read_split("data/prepared/validation.parquet")
     label_id = {l: i for i, l in enumerate(labels)}
-    curve: list[tuple[int, float, float, float]] = []
-    epochs: list[tuple[int, float, float]] = []
+    start = time.monotonic() - (carry["curve"][-1][3] if carry["curve"] else 0.0)
 
     def log(metrics: dict, step: int) -> None:
         if sender:
             sender.log(metrics, step)
 
     def on_log(metrics: dict, step: int) -> None:
-        curve.append((step, metrics["train_loss_step"], metrics["learning_rate"], round(time.monotonic() - start, 3)))
+        carry["curve"].append((step, metrics["train_loss_step"], metrics["learning_rate"],
+                               round(time.monotonic() - start, 3)))
         log({"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
 
     def on_epoch_end(m, epoch: int, step: int) -> None:
         rows, probs = predict_proba(m, val, mode, tokenizer.pad_token_id, 256, config.precision)
         s = scores([label_id[val_rows[r]["label"]] for r in rows], probs.argmax(-1).tolist(), labels, "val")
         print(f"epoch {epoch}: val_macro_f1 {s['val_macro_f1']:.4f} val_micro_f1 {s['val_micro_f1']:.4f}")
-        epochs.append((epoch, s["val_macro_f1"], s["val_micro_f1"]))
+        carry["epochs"].append((epoch, s["val_macro_f1"], s["val_micro_f1"]))
         log({"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
 
-    # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
-    key = fingerprint(config, str(p["model"]), mode, Path(f"{DATA}/train.parquet"))
-    ckpt = tracking.project_home() / "checkpoints" / key
-    start = time.monotonic()
-    result = train(model, examples, config, mode, tokenizer.pad_token_id, ckpt, on_log, on_epoch_end)
-    if rank != 0:
-        return
-    with atomic_path(MODEL) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
-    result.update({"class_weights": weights or config.class_weights, "mlflow_run_id": run_id or "",
-                   "mlflow_tracking_uri": uri if run_id else ""})
-    write_json(METRICS, result)
-    write_csv(LOSS_CURVE, [("step", "train_loss", "learning_rate", "elapsed_s"), *curve])
-    write_csv(EPOCHS, [("epoch", "epoch_val_macro_f1", "epoch_val_micro_f1"), *epochs])
-    log({k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
-        | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()}, result["train_steps"])
-    if sender and (unsent := sender.close(wait_s=15)):
-        print(f"WARNING: {unsent} metrics could not be sent to {uri}; {LOSS_CURVE} and {EPOCHS} hold them, and "
-              "the evaluate stage sends what the run lacks (`dvc repro -f -s evaluate` once the server is back).",
-              file=sys.stderr)
-    print(f"train: {result}")
+    result = train(model, examples, config, mode, tokenizer.pad_token_id, ckpt, on_log, on_epoch_end,
+                   resume=saved, carry=carry)
+    if rank == 0:
+        with atomic_path(MODEL) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    return result
 
 
 def write_csv(path: str, rows: list[tuple]) -> None:
@@ -108,12 +142,21 @@ def write_csv(path: str, rows: list[tuple]) -> None:
     write_text(path, out.getvalue())
 
 
-def start_tracking(p: dict, logged: dict, uri: str) -> str | None:
-    """Start the MLflow run; a required tracking server that fails stops the stage before training."""
+def start_tracking(p: dict, logged: dict, uri: str, resumed: str | None, marker: Path) -> str | None:
+    """The MLflow run: the checkpoint's own (`resumed`), set RUNNING again, or a new one; a run that an earlier
+    process opened and never closed (killed before its first checkpoint; `marker` names it) ends KILLED. A
+    required tracking server that fails stops the stage before training."""
     try:
         tracking.check_server(uri)
+        if marker.is_file() and (stale := read_json(marker).get("run_id")) and stale != resumed:
+            tracking.end_if_running(stale, "KILLED")
+        if resumed and tracking.reopen(resumed):
+            print(f"train: resuming MLflow run {resumed}")
+            return resumed
         tags = tracking.lineage_tags(DEPS, logged["data_source"])
-        return tracking.start_run(p["tracking"]["experiment"], logged, tags)
+        run_id = tracking.start_run(p["tracking"]["experiment"], logged, tags)
+        write_json(marker, {"run_id": run_id})
+        return run_id
     except Exception as e:  # noqa: BLE001 - any failure to reach the store
         if p["tracking"].get("required", True):
             raise tracking.TrackingError(f"{e}\nTracking is required (params.yaml tracking.required); fix the "

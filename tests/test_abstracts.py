@@ -191,3 +191,20 @@ def test_full_disk_is_one_clear_line_and_keeps_the_last_output(tmp_path, tiny_be
     assert_fails_cleanly(result, "no space left on the device", "outputs of earlier runs are untouched")
     assert (tmp_path / "intact").is_file()  # the previous data/raw, byte for byte
     assert (tmp_path / "listing").read_text().split() == [".", "..", "raw"]  # no temporary folder left behind
+
+
+def test_a_damaged_parquet_file_is_named_with_the_way_back(tmp_path, tiny_bert):
+    """#22 row 26: scrambled middle bytes of data/prepared/test.parquet gave "OSError: Corrupt snappy compressed
+    data." as a traceback, the file unnamed."""
+    from conftest import make_project
+    p = make_project(tmp_path / "p", tiny_bert)
+    run(["dvc", "repro", "prepare"], p)
+    test = p / "data/prepared/test.parquet"
+    data = bytearray(test.read_bytes())
+    middle = len(data) // 3
+    data[middle:middle + 200] = bytes(range(200))  # the magic bytes at both ends intact
+    test.write_bytes(bytes(data))
+    r = run(["python", "stages/tokenization.py"], p, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "data/prepared/test.parquet: cannot be read as Parquet" in r.stderr
+    assert "`dvc checkout data/prepared`" in r.stderr and "`dvc repro -f prepare`" in r.stderr

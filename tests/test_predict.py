@@ -1,5 +1,6 @@
 """`python -m pubmed_rct predict`: text, JSON, Markdown, stdin, batch JSON Lines, and bad input."""
 import json
+import re
 import subprocess
 import sys
 
@@ -171,3 +172,37 @@ def test_o_writes_a_single_abstract_atomically(sentence_model, tmp_path):
     run([*PREDICT, "--model", str(sentence_model), "--format", "json", "-o", str(out), ABSTRACT], ROOT)
     assert [s["label"] for s in json.loads(out.read_text())["sentences"]] == ROLES
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labelled.json"]
+
+
+def test_every_line_is_labelled_or_named_and_no_good_record_is_lost(sentence_model, tmp_path):
+    """#22 item 4, against `predict --jsonl` as a user runs it: files of random lines (any JSON, any Unicode,
+    raw bytes) with good records among them. Exit 0 or 1, never a traceback; every good record is in the output;
+    every other non-blank line is either labelled or named by its line number."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from strategies import GOOD_TEXT, RECORDS, encoded
+
+    line = st.one_of(st.builds(lambda t: ("good", t), GOOD_TEXT),
+                     st.builds(lambda r, a: ("any", encoded(r, a)), RECORDS, st.booleans()),
+                     st.builds(lambda b: ("any", b), st.binary(max_size=80).filter(lambda b: b"\n" not in b)))
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(st.lists(line, min_size=1, max_size=12))
+    def labelled(lines):
+        raw = [json.dumps({"id": n, "text": x}).encode() if kind == "good" else x
+               for n, (kind, x) in enumerate(lines, 1)]
+        src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+        src.write_bytes(b"\n".join(raw) + b"\n")
+        out.unlink(missing_ok=True)
+        r = run([*PREDICT, "--model", str(sentence_model), "--jsonl", str(src), "-o", str(out), "--workers", "1"],
+                ROOT, check=False)
+        assert r.returncode in (0, 1) and "Traceback" not in r.stderr, r.stderr[-2000:]
+        written = [json.loads(l) for l in out.read_text().splitlines()]
+        named = {int(m) for m in re.findall(rf"{re.escape(str(src))}:(\d+): ", r.stderr)}
+        good = {n for n, (kind, _) in enumerate(lines, 1) if kind == "good"}
+        ids = [w["id"] for w in written]  # any JSON value: a line's own id may be a list or an object
+        assert all(n in ids for n in good) and not good & named
+        assert len(written) + len(named) == sum(1 for x in raw if x.decode("utf-8", "replace").strip())
+        assert (r.returncode == 1) == bool(named)
+
+    labelled()

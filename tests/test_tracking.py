@@ -284,12 +284,14 @@ def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, 
     cmd = ["mlflow", "models", "serve", "-m", "models:/pubmed-rct@champion", "--env-manager", "local",
            "--host", "127.0.0.1", "--port", str(port)]
     with services.service(cmd, f"http://127.0.0.1:{port}/ping", tmp_path / "serve", env):
-        body = json.dumps({"dataframe_records": [{"text": abstract}]}).encode()
+        body = json.dumps({"dataframe_records": [{"text": abstract}, {"text": "a \ud800 b"}]}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
                                      {"Content-Type": "application/json"})
         answer = json.loads(urllib.request.urlopen(req, timeout=120).read())
-    rows = answer["predictions"]
+    rows, bad = answer["predictions"][:2], answer["predictions"][2:]
     assert [row["label"] for row in rows] == ["METHODS", "CONCLUSIONS"] and [row["input"] for row in rows] == [0, 0]
+    # #22 item 3: a lone surrogate in one row is named in that row, the others are labelled
+    assert len(bad) == 1 and bad[0]["input"] == 1 and "row 1: the text is not valid Unicode" in bad[0]["error"]
     assert rows[0]["sentence"].startswith("Patients were randomly") and 0 < rows[0]["probability"] <= 1
 
 

@@ -5,7 +5,7 @@ import signal
 import pytest
 import torch
 
-from conftest import make_project, run
+from conftest import make_project, run, set_params
 from pubmed_rct.training import epoch_batches
 
 FAST = {"train.checkpoint_every_steps": 5, "tracking.required": False}
@@ -301,3 +301,125 @@ def test_capped_and_weighted_training_records_the_weights_it_used(tmp_path, tiny
     expected = {label: n / (k * c) for label, c in counts.items()}
     assert data["class_weights"] == pytest.approx(expected)
     assert json.loads((p / "metrics/train.json").read_text())["class_weights"] == pytest.approx(expected, abs=1e-6)
+
+
+def runs_of(project):
+    """(status, run id) of every MLflow run in the project's embedded store."""
+    import mlflow
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    exp = client.get_experiment_by_name("pubmed-rct-classification")
+    return [(r.info.status, r.info.run_id) for r in client.search_runs([exp.experiment_id])] if exp else [], client
+
+
+def wait_for(condition, seconds=120):
+    import time
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+TRACKED = {"train.checkpoint_every_steps": 5, "train.log_every_steps": 5, "train.num_epochs": 30}
+EMBEDDED = {"MLFLOW_TRACKING_URI": ""}
+
+
+def test_a_failure_after_the_run_opened_ends_it_failed_and_bad_data_opens_none(tiny_bert, tmp_path):
+    """#22 row 27: a truncated data/tokenized/train.parquet failed clearly, but left its MLflow run RUNNING."""
+    p = make_project(tmp_path / "p", tiny_bert, **TRACKED)
+    run(["dvc", "repro", "tokenize"], p)
+    train = p / "data/tokenized/train.parquet"
+    good = train.read_bytes()
+    train.write_bytes(good[: len(good) // 2])
+    r = run(["python", "stages/train.py"], p, EMBEDDED, check=False)
+    assert r.returncode == 2 and f"{train.relative_to(p)}: cannot be read as Parquet" in r.stderr
+    assert "dvc checkout data/tokenized" in r.stderr and "dvc repro -f tokenize" in r.stderr
+    assert runs_of(p)[0] == []  # the data is read before a run is opened
+    train.write_bytes(good)
+    set_params(p, model=str(tmp_path / "no-such-model"))  # fails after the run has started
+    r = run(["python", "stages/train.py"], p, EMBEDDED, check=False)
+    assert r.returncode == 2 and "could not be loaded" in r.stderr
+    assert [status for status, _ in runs_of(p)[0]] == ["FAILED"]
+
+
+def test_killed_with_its_dvc_group_the_resumed_run_continues_the_same_mlflow_run(tiny_bert, tmp_path):
+    """#22 row 28: after SIGKILL of the `dvc repro` group, the killed run stayed RUNNING and the resumed one's
+    curve lacked the steps before the checkpoint."""
+    import os
+    import subprocess
+    from conftest import VENV_BIN
+    p = make_project(tmp_path / "p", tiny_bert, **TRACKED)
+    run(["dvc", "repro", "tokenize"], p)
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **EMBEDDED}
+    dvc = subprocess.Popen(["dvc", "repro"], cwd=p, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    state = lambda: next((p / "checkpoints").glob("*/state.pt"), None) if (p / "checkpoints").exists() else None
+    assert wait_for(lambda: state() is not None and torch.load(state(), weights_only=False)["state"]["step"] >= 100)
+    os.killpg(dvc.pid, signal.SIGKILL)
+    dvc.wait()
+    [(status, killed)], _ = runs_of(p)
+    assert status == "RUNNING"  # nothing could close it: SIGKILL
+    r = run(["dvc", "repro"], p, EMBEDDED)
+    assert f"resuming MLflow run {killed}" in r.stdout
+    [(status, run_id)], client = runs_of(p)
+    assert (status, run_id) == ("FINISHED", killed)
+    import csv
+    with open(p / "metrics/train_loss.csv", newline="") as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f)]
+    total = json.loads((p / "metrics/train.json").read_text())["train_steps"]
+    assert steps == list(range(5, total, 5)) + [total]  # the whole curve, each step once
+    assert {m.step for m in client.get_metric_history(run_id, "train_loss")} == set(steps)
+
+
+def test_the_train_stage_ends_with_dvc_and_a_second_train_waits_for_the_first(tiny_bert, tmp_path):
+    """#22 row 29: `kill -9` of dvc alone left train.py running as an orphan that later overwrote the outputs.
+    Now it gets SIGTERM when dvc dies and ends its run KILLED; and a second train of the same params and data
+    waits for the first instead of running beside it, then resumes from its checkpoint."""
+    import os
+    import subprocess
+    from conftest import VENV_BIN
+    p = make_project(tmp_path / "p", tiny_bert, **TRACKED)
+    run(["dvc", "repro", "tokenize"], p)
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **EMBEDDED}
+    dvc = subprocess.Popen(["dvc", "repro"], cwd=p, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    trains = lambda: [int(x) for x in subprocess.run(["pgrep", "-f", "-s", str(dvc.pid), "stages/train.py"],
+                                                     capture_output=True, text=True).stdout.split()]
+    assert wait_for(lambda: any((p / "checkpoints").glob("*/state.pt")) if (p / "checkpoints").exists() else False)
+    [orphan] = trains()
+    os.kill(dvc.pid, signal.SIGKILL)  # dvc alone
+    dvc.wait()
+    assert wait_for(lambda: not os.path.exists(f"/proc/{orphan}"), 30), "train.py outlived dvc"
+    assert [status for status, _ in runs_of(p)[0]] == ["KILLED"]
+    assert not (p / "metrics/train.json").exists()
+
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("first", "second")}  # files: never full
+    first = subprocess.Popen(["python", "stages/train.py"], cwd=p, env=env, stdout=logs["first"],
+                             stderr=subprocess.STDOUT, text=True)
+    assert wait_for(lambda: [status for status, _ in runs_of(p)[0]] == ["RUNNING"])
+    second = subprocess.Popen(["python", "stages/train.py"], cwd=p, env=env, stdout=logs["second"],
+                              stderr=subprocess.STDOUT, text=True)
+    assert wait_for(lambda: "waiting for training with these params and data (pid" in
+                    (tmp_path / "second.log").read_text(), 60)
+    assert second.poll() is None and first.poll() is None
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 130 and "stopped: stopped by signal SIGTERM" in (tmp_path / "first.log").read_text()
+    assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert "resuming from checkpoint" in (tmp_path / "second.log").read_text()
+    [(status, _)], _ = runs_of(p)
+    assert status == "FINISHED"  # one run throughout: killed, resumed, killed, resumed
+
+
+def test_an_unreadable_checkpoint_is_named_and_training_starts_over(tokenized):
+    """#22 row 30: a truncated state.pt made every rerun fail with "PytorchStreamReader failed reading zip
+    archive", the file unnamed."""
+    p = tokenized("p")
+    r = run(["python", "stages/train.py"], p, {**EMBEDDED, "PUBMED_RCT_KILL_AT_STEP": "52"}, check=False)
+    assert r.returncode == -signal.SIGKILL
+    [state] = (p / "checkpoints").glob("*/state.pt")
+    state.write_bytes(state.read_bytes()[:1000])
+    r = run(["python", "stages/train.py"], p, EMBEDDED)
+    assert f"WARNING: checkpoint {state} cannot be read" in r.stderr and "training from the start" in r.stderr
+    assert "resuming from checkpoint" not in r.stdout
+    assert json.loads((p / "metrics/train.json").read_text())["train_steps"] == 360

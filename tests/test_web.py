@@ -210,3 +210,27 @@ def test_page_in_chromium_shows_coloured_sections(server, tmp_path):
         page.wait_for_function("document.getElementById('error').textContent.length > 0")
         assert "empty" in page.inner_text("#error") and page.query_selector(".section") is None
         browser.close()
+
+
+def test_every_body_gets_a_200_or_a_json_4xx_naming_the_problem(server):
+    """#22 item 4, against the real waitress server: random Unicode (surrogates, controls, combining marks, RTL),
+    random JSON shapes and sizes, raw bytes. Never a 500, never anything but JSON."""
+    from hypothesis import HealthCheck, given, settings
+    from strategies import BODIES
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(BODIES)
+    def answers(body: bytes):
+        request = urllib.request.Request(server + "api/label", body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                status, kind, answer = r.status, r.headers["Content-Type"], json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            status, kind, answer = e.code, e.headers["Content-Type"], json.loads(e.read())
+        assert kind == "application/json"
+        if status == 200:
+            assert answer["sentences"] and all(s["label"] in ROLES for s in answer["sentences"])
+        else:
+            assert status in (400, 413) and answer["error"].strip(), (status, answer)
+
+    answers()

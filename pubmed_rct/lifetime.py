@@ -1,0 +1,77 @@
+"""A long stage's lifetime: it ends when the process that started it dies, a SIGTERM unwinds it like Ctrl-C
+(so it can close what it opened), and one process at a time works on a checkpoint.
+
+Without this, `kill -9` of `dvc repro` alone left `train.py` running as an orphan that later wrote its outputs
+over the ones a new `dvc repro` had restored. The parent's death is delivered by Linux itself
+(`prctl(PR_SET_PDEATHSIG)`, as `dvc` starts the stage through `$SHELL -c`, which execs a single command); the
+lock is `fcntl.flock`, released by the kernel when its holder dies however it dies.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+PR_SET_PDEATHSIG = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (the parent died, or someone asked the stage to stop): unwinds as Ctrl-C does."""
+
+
+def _terminate(signum, frame):  # noqa: ARG001 - a signal handler's signature
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def end_with_parent() -> None:
+    """SIGTERM this process when its parent dies, and turn SIGTERM into Terminated. Linux only; elsewhere
+    (and for a parent that is already gone) the check at the end stands alone."""
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, _terminate)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        raise Terminated("the process that started this stage is gone")
+
+
+class Busy(RuntimeError):
+    """Another process holds the lock."""
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str, wait_s: float = 60.0) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (made if missing) while the block runs; waits up to `wait_s` for a
+    holder to finish (one that was just told to stop needs a moment to close), then raises Busy naming it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        deadline, said = time.monotonic() + wait_s, False
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise Busy(f"{what} is already running (pid {holder}, lock {path}); wait for it to finish or "
+                               f"stop it (kill {holder}), then run again") from None
+                if not said:
+                    print(f"waiting for {what} (pid {holder}) to finish...", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(0.5)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
