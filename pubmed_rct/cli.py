@@ -96,7 +96,7 @@ def predict(args) -> int:
     labeler = Labeler.load(model_dir(args))
     if args.jsonl:
         return predict_batch(labeler, args)
-    sentences = labeler.label([read_input(args)])[0]
+    sentences = labeler.label([read_input(args)], relabel=args.relabel)[0]
     text = render(sentences, args.format, labeler.labels, colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     if args.output:
         write_text(args.output, text + "\n")
@@ -142,7 +142,8 @@ def predict_batch(labeler, args) -> int:
     from tqdm.auto import tqdm
     records, errors = jsonl_records(args.jsonl)
     chunks = [records[start:start + args.batch_size] for start in range(0, len(records), args.batch_size)]
-    results = labeler.label_chunks(([item["text"] for _, item in chunk] for chunk in chunks), args.workers)
+    results = labeler.label_chunks(([item["text"] for _, item in chunk] for chunk in chunks), args.workers,
+                                   args.relabel)
     out_lines = []
     with tqdm(total=len(records), desc="abstracts", unit="abstract", file=sys.stderr) as bar:
         for chunk, labelled in zip(chunks, results):
@@ -164,6 +165,23 @@ def predict_batch(labeler, args) -> int:
     return 1 if errors else 0
 
 
+def label(args) -> int:
+    from . import label_job, sources
+    from .engine import SparkEngine
+    out = Path(args.out)
+    if args.chunk < 1 or args.batch < 1 or args.workers < 1:
+        raise ValueError("--chunk, --batch and --workers take a whole number of at least 1")
+    inputs = sources.expand(args.inputs)
+    local = model_dir(args)
+    model = label_job.model_identity(f"runs:/{args.run_id}/model" if args.run_id else args.model, local)
+    label_job.open_manifest(out, model, args.chunk, args.relabel)  # refuses another model's folder before Spark
+    engine = SparkEngine(local, args.workers, args.address, args.relabel)
+    try:
+        return label_job.run(inputs, out, engine, model, args.chunk, args.batch, args.relabel)
+    finally:
+        engine.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pubmed_rct", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per chunk")
     p.add_argument("--workers", type=int, help="batch: chunks labelled at once (default: one per CPU core; 1 on GPU)")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--relabel", action="store_true",
+                   help="the model labels structured abstracts too (default: sections under a heading NLM maps to "
+                        "a category keep the authors' label, source: author)")
     model_help = ("a model folder written by the train stage, or a model in MLflow: models:/pubmed-rct@champion, "
                   "models:/pubmed-rct/3, runs:/<run id>/model")
     p.add_argument("--model", default="models/model", help=model_help)
@@ -185,6 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--threads", type=int, default=4, help="requests handled at once (the model runs one at a time)")
     s.add_argument("--model", default="models/model", help=model_help)
     s.add_argument("--run-id")
+    lb = sub.add_parser("label", help="label a literature (PubMed XML, JSON Lines, Parquet; local or s3://) into "
+                                      "a Parquet dataset, on Spark (local, or a cluster with --address)")
+    lb.add_argument("inputs", nargs="+", metavar="INPUT", help="files, globs, folders or s3:// prefixes")
+    lb.add_argument("--out", required=True, help="the output folder (Parquet parts, manifest.json)")
+    lb.add_argument("--model", default="models/model", help=model_help)
+    lb.add_argument("--run-id", help="use the model logged with this MLflow run instead")
+    lb.add_argument("--relabel", action="store_true", help="the model labels structured abstracts too, and "
+                    "agreement.json compares it with the authors' NlmCategory")
+    lb.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                    help="Spark tasks at once, each a Python worker holding one model (default: one per CPU core)")
+    lb.add_argument("--address", help="a running Spark cluster, e.g. spark://host:7077 (default: local[WORKERS])")
+    lb.add_argument("--chunk", type=int, default=1000, help="abstracts per output part (the unit of resuming)")
+    lb.add_argument("--batch", type=int, default=64, help="abstracts per engine call (the progress step)")
     r = sub.add_parser("promote", help="move the alias champion to a registered model version that beats it")
     r.add_argument("--name", help="registered model (default: params.yaml tracking.registered_model)")
     r.add_argument("--metric", help="higher is better (default: params.yaml tracking.promote_metric)")
@@ -199,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return predict(args)
         if args.command == "promote":
             return promote(args)
+        if args.command == "label":
+            return label(args)
         from .web import create_app, make_server
         from .predict import Labeler
         server = make_server(create_app(Labeler.load(model_dir(args))), args.host, args.port, args.threads)

@@ -1,6 +1,7 @@
 """Label the sentences of raw abstracts with a trained model (the same fast path as evaluation)."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from . import numbers
+from . import headings, numbers
 from .encoding import build_examples, special_ids, tokenize_sentences
 from .model import cpu_has_bf16, load_trained, predict_proba
 from .sentences import InputError, split_abstract
@@ -25,6 +26,7 @@ class Labeler:
         self.context_max_length = getattr(config, "context_max_length", 512)
         self.number_form = getattr(config, "number_form", numbers.DIGITS)  # the training data's (train stage)
         self.cls, self.sep = special_ids(tokenizer)
+        self._by_category = {l.upper(): l for l in labels}  # NLM's BACKGROUND is the hub's `background`
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer's state is not safe to share between threads
         self.model.eval()
         if not torch.cuda.is_available() and cpu_has_bf16():
@@ -42,14 +44,26 @@ class Labeler:
             return 256
         return 16 if self.mode == "none" else 40
 
-    def label(self, texts: list[str], batch_size: int | None = None) -> list[list[dict]]:
+    def label(self, texts: list[str], batch_size: int | None = None, relabel: bool = False) -> list[list[dict]]:
         """For each abstract, its sentences with label and probability (all labels' in `probabilities`), and the
-        section heading each stood under in a structured abstract (`heading`, None where there was none)."""
-        split = [split_abstract(t) for t in texts]
-        labelled = self.label_sentences([[s for _, s in pairs] for pairs in split], batch_size)
-        for pairs, sentences in zip(split, labelled):
-            for (heading, _), sentence in zip(pairs, sentences):
-                sentence["heading"] = heading
+        section heading each stood under in a structured abstract (`heading`, None where there was none).
+
+        A heading NLM maps to a category (`heading_category`: RESULT(S) → RESULTS) gives its sentences the
+        authors' label (`source: author`) where the model has that label; `relabel` gives them the model's
+        (`source: model`), as every other sentence has. The model reads every sentence either way."""
+        split = [[(h, headings.category(h), s) for h, s in split_abstract(t)] for t in texts]
+        return self.label_sections(split, batch_size, relabel)
+
+    def label_sections(self, split: list[list[tuple[str | None, str | None, str]]], batch_size: int | None = None,
+                       relabel: bool = False) -> list[list[dict]]:
+        """Like label, for abstracts already split into (heading, its category, sentence) triples."""
+        labelled = self.label_sentences([[s for _, _, s in triples] for triples in split], batch_size)
+        for triples, sentences in zip(split, labelled):
+            for (heading, category, _), sentence in zip(triples, sentences):
+                author = None if relabel or category is None else self._by_category.get(category.upper())
+                sentence.update(heading=heading, heading_category=category, source="author" if author else "model")
+                if author:
+                    sentence["label"], sentence["probability"] = author, sentence["probabilities"][author]
         return labelled
 
     def label_sentences(self, split: list[list[str]], batch_size: int | None = None) -> list[list[dict]]:
@@ -83,20 +97,21 @@ class Labeler:
         with self._tokenizer_lock:
             return tokenize_sentences(self.tokenizer, numbers.rewrite(sentences, self.number_form))
 
-    def label_each(self, texts: list[str]) -> list[list[dict] | InputError]:
+    def label_each(self, texts: list[str], relabel: bool = False) -> list[list[dict] | InputError]:
         """Like label, but a bad abstract yields its InputError in its place instead of failing them all."""
         try:
-            return self.label(texts)
+            return self.label(texts, relabel=relabel)
         except InputError:
             out: list[list[dict] | InputError] = []
             for text in texts:
                 try:
-                    out.append(self.label([text])[0])
+                    out.append(self.label([text], relabel=relabel)[0])
                 except InputError as e:
                     out.append(e)
             return out
 
-    def label_chunks(self, chunks: Iterable[list[str]], workers: int | None = None) -> Iterator[list]:
+    def label_chunks(self, chunks: Iterable[list[str]], workers: int | None = None,
+                     relabel: bool = False) -> Iterator[list]:
         """label_each over chunks of abstracts, results in order, `workers` chunks at a time.
 
         On CPU each worker is a thread running the model on one core (PyTorch releases the GIL inside its
@@ -105,13 +120,14 @@ class Labeler:
         """
         if workers is None:
             workers = 1 if torch.cuda.is_available() else len(os.sched_getaffinity(0))
+        each = functools.partial(self.label_each, relabel=relabel)
         if workers <= 1:
-            yield from map(self.label_each, chunks)
+            yield from map(each, chunks)
             return
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(workers) as pool:
-                yield from pool.map(self.label_each, chunks)
+                yield from pool.map(each, chunks)
         finally:
             torch.set_num_threads(threads)

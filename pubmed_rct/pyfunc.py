@@ -11,10 +11,17 @@ from .tracking import tracking_uri
 
 class SentenceRoles(mlflow.pyfunc.PythonModel):
     """Input: a DataFrame with a `text` column (a sentence or a whole abstract per row).
-    Output: one row per sentence: `input` (row index), `sentence`, `label`, `probability`, `heading` (the
-    section heading of a structured abstract the sentence stood under, or None), `error` (None). A text that
-    cannot be labelled (empty, binary, not valid Unicode, too long) gives one row with only `input` and `error`
-    saying why; the other rows are labelled."""
+
+    Output (params `output: sentences`, the default, as `mlflow models serve` answers): one row per sentence:
+    `input` (row index), `sentence`, `label`, `probability`, `heading` (the section heading of a structured
+    abstract the sentence stood under, or None), `heading_category` (its NLM category), `source` (`author`
+    where the heading gave the label, else `model`), `error` (None). A text that cannot be labelled (empty,
+    binary, not valid Unicode, too long) gives one row with only `input` and `error` saying why; the other
+    rows are labelled.
+
+    With `output: abstracts`: one row per input row, as MLflow's Spark UDF needs (`spark_udf` below): arrays
+    `sentences`, `labels`, `probabilities`, `headings`, `sources`, and `error`. `relabel: true` has the model
+    label structured abstracts too."""
 
     def load_context(self, context):
         from pubmed_rct.predict import Labeler
@@ -22,9 +29,17 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         import pandas as pd
+        params = {**PARAMS, **(params or {})}
+        if params["output"] not in ("sentences", "abstracts"):
+            from mlflow.exceptions import MlflowException
+            raise MlflowException.invalid_parameter_value(
+                f"params output: {params['output']!r} is not one of 'sentences', 'abstracts'")
         texts = list(model_input["text"]) if hasattr(model_input, "columns") else list(model_input)
+        labelled = self.labeler.label_each(texts, relabel=bool(params["relabel"]))
+        if params["output"] == "abstracts":
+            return pd.DataFrame([per_input(sentences) for sentences in labelled], columns=list(ABSTRACT_FIELDS))
         rows = []
-        for i, sentences in enumerate(self.labeler.label_each(texts)):
+        for i, sentences in enumerate(labelled):
             if isinstance(sentences, Exception):
                 rows.append({"input": i, "error": f"row {i}: {sentences}"})
             else:
@@ -32,7 +47,30 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
-COLUMNS = ["input", "sentence", "label", "probability", "heading", "error"]
+COLUMNS = ["input", "sentence", "label", "probability", "heading", "heading_category", "source", "error"]
+PARAMS = {"output": "sentences", "relabel": False}
+# One row per input for output: abstracts, with its Spark type (spark_udf's result_type).
+ABSTRACT_FIELDS = {"sentences": "array<string>", "labels": "array<string>", "probabilities": "array<double>",
+                   "headings": "array<string>", "sources": "array<string>", "error": "string"}
+SPARK_RESULT_TYPE = "struct<" + ",".join(f"{k}:{v}" for k, v in ABSTRACT_FIELDS.items()) + ">"
+
+
+def per_input(sentences) -> dict:
+    if isinstance(sentences, Exception):
+        return {"sentences": [], "labels": [], "probabilities": [], "headings": [], "sources": [],
+                "error": str(sentences)}
+    return {"sentences": [s["sentence"] for s in sentences], "labels": [s["label"] for s in sentences],
+            "probabilities": [s["probability"] for s in sentences], "headings": [s["heading"] for s in sentences],
+            "sources": [s["source"] for s in sentences], "error": None}
+
+
+def spark_udf(spark, model_uri: str, relabel: bool = False):
+    """MLflow's own Spark UDF over a logged model, one result per row (a struct of arrays, ABSTRACT_FIELDS):
+    `df.withColumn("roles", spark_udf(spark, "models:/pubmed-rct@champion")("text"))`. The same as
+    `mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", params={"output": "abstracts"},
+    result_type=SPARK_RESULT_TYPE)`."""
+    return mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local", result_type=SPARK_RESULT_TYPE,
+                                   params={"output": "abstracts", "relabel": relabel})
 
 
 # What the model needs at serving time, pinned to the versions it was trained and evaluated with.
@@ -55,12 +93,15 @@ def pinned_requirements() -> list[str]:
 
 def signature():
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
     return ModelSignature(
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([ColSpec("long", "input"), ColSpec("string", "sentence"), ColSpec("string", "label"),
                         ColSpec("double", "probability"), ColSpec("string", "heading", required=False),
-                        ColSpec("string", "error", required=False)]))
+                        ColSpec("string", "heading_category", required=False), ColSpec("string", "source"),
+                        ColSpec("string", "error", required=False)]),
+        params=ParamSchema([ParamSpec("output", "string", PARAMS["output"]),
+                            ParamSpec("relabel", "boolean", PARAMS["relabel"])]))
 
 
 def log_model(run_id: str, model_dir: str | Path, card: str | Path | None = None) -> str:

@@ -5,6 +5,7 @@ import re
 import threading
 import unicodedata
 
+from . import headings
 from .normalize import clean
 
 MAX_CHARS = 20_000  # far above any real abstract (PubMed caps them near 4,000 characters)
@@ -62,14 +63,18 @@ HEADINGS = [
     "background and aims", "background and objectives", "background and purpose", "aims and objectives",
 ]
 _NAMES = "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in sorted(HEADINGS, key=len, reverse=True))
+# With punctuation after it (`RESULT(S):`, `MATERIAL AND METHODS.`) or alone on its line, any of NLM's 2,455
+# headings in upper case is one (headings.py); capitalised, or bare before a capitalised word, only the common
+# names above are ("The results: were good." and "exposure." stay text).
+_MARKED = f"{headings.nlm_pattern()}|{_NAMES}"
 # At the start of a line: alone on it (":" or "." allowed), followed by ":", "." or a dash, or followed by a
 # capitalised word with nothing between (a heading set in bold, as PDFs paste); after a sentence's end inside a
 # paragraph: followed by ":" or "." (a colon, or a one-word "sentence", makes a capitalised word a heading).
 _HEADING = re.compile(
-    rf"(?im)^[ \t]*(?P<alone>{_NAMES})[ \t]*[:.]?[ \t]*$"
-    rf"|^[ \t]*(?P<start>{_NAMES})[ \t]*(?:[:.]|[-\u2013\u2014]{{1,2}}(?=\s))[ \t]*"
+    rf"(?im)^[ \t]*(?P<alone>{_MARKED})[ \t]*[:.]?[ \t]*$"
+    rf"|^[ \t]*(?P<start>{_MARKED})[ \t]*(?:[:.]|[-\u2013\u2014]{{1,2}}(?=\s))[ \t]*"
     rf"|^[ \t]*(?P<bare>{_NAMES})[ \t]+(?-i:(?=[A-Z](?![A-Z])))"
-    rf"|(?<=[.!?])[ \t]+(?P<inline>{_NAMES})[ \t]*(?::|\.(?=\s))[ \t]*")
+    rf"|(?<=[.!?])[ \t]+(?P<inline>{_MARKED})[ \t]*(?::|\.(?=\s))[ \t]*")
 
 
 def _is_heading_case(words: str) -> bool:

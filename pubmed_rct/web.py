@@ -52,7 +52,7 @@ def create_app(labeler) -> Flask:
             return error(400, "expected a JSON object with a string field 'text'")
         try:
             with lock:
-                sentences = labeler.label([body["text"]])[0]
+                sentences = labeler.label([body["text"]], relabel=body.get("relabel") is True)[0]
         except InputError as e:
             return error(413 if "limit" in str(e) else 400, str(e))
         return jsonify({"context": labeler.mode, "labels": labeler.labels, "sentences": sentences,

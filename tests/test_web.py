@@ -158,7 +158,7 @@ def test_an_internal_error_answers_json_500_and_the_server_keeps_serving(sentenc
     class Failing:  # the real labeler, but one text makes it fail inside
         mode, labels = labeler.mode, labeler.labels
 
-        def label(self, texts):
+        def label(self, texts, relabel=False):
             if texts == ["fail"]:
                 raise RuntimeError("a bug")
             return labeler.label(texts)
