@@ -2,7 +2,7 @@
 # One prepared GPU session (device tool) for the training-speed work: throughput table with the CUDA-graph
 # check, then training quality of the Trainer, the eager step and the graphed step on real abstracts.
 # Expects .device/minilm (MiniLM, fp16 copy; loaded as fp32) and .device/nicta (nicta-piboso text files);
-# writes logs and JSON to $OUT. At most 530 s of timeouts (compile rows may be cut); run with timeout_s 580.
+# writes logs and JSON to $OUT. At most 590 s of timeouts (compile rows may be cut); run with timeout_s 600.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -19,3 +19,7 @@ for run in "120 --engine trainer" "80 --cuda-graphs false" "80 --cuda-graphs tru
   timeout $limit python3 benchmarks/context_modes.py --model $M --data $D --modes none --seeds 1 2 3 --lr 5e-5 \
     $engine --json $OUT/quality_$name.json 2>&1 | quiet | tee -a $OUT/quality.log
 done
+# 3. the label job's worker loop (split, tokenize, forward; no Spark there), BERT-base shape, by batch size.
+# Needs pysbd (pure Python): copied into .device/py beside the session's other files.
+PYTHONPATH=.device/py${PYTHONPATH:+:$PYTHONPATH} timeout 60 python3 benchmarks/worker_loop.py --model $M \
+  --data $D/test.txt 2>&1 | quiet | tee $OUT/worker_loop.log

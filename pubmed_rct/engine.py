@@ -40,7 +40,8 @@ def split_record(record: dict) -> list[tuple[str | None, str | None, str]]:
     return [(h, headings.category(h), s) for h, s in split_abstract(record["text"])]
 
 
-def label_records(labeler: Labeler, records: list[dict], relabel: bool = False) -> list[dict]:
+def label_records(labeler: Labeler, records: list[dict], relabel: bool = False,
+                  batch_size: int | None = None) -> list[dict]:
     """The worker loop: one row per sentence of each record, or one row with `error` for a record that cannot
     be labelled (empty, too long, not valid Unicode, or flagged bad when read)."""
     rows, good, split = [], [], []
@@ -55,7 +56,7 @@ def label_records(labeler: Labeler, records: list[dict], relabel: bool = False) 
         except InputError as e:
             rows.append({"id": record["id"], "position": record["position"], "where": record["where"],
                          "error": str(e)})
-    for record, sentences in zip(good, labeler.label_sections(split, relabel=relabel) if split else []):
+    for record, sentences in zip(good, labeler.label_sections(split, batch_size, relabel) if split else []):
         for i, s in enumerate(sentences):
             rows.append({"id": record["id"], "position": record["position"], "sentence_index": i,
                          "text": s["sentence"], "label": s["label"], "probability": s["probability"],
@@ -74,7 +75,7 @@ def _arrow_schema():
 
 
 def _worker(model_name: str, relabel: bool, threads: int, batches):
-    """mapInArrow on a Spark worker: the model from SparkFiles, loaded once per Python worker. Arrow in and out,
+    """mapInArrow on a Spark worker: the model unpacked from SparkFiles, loaded once per Python worker. Arrow in and out,
     no pandas between (pyspark 4.3 does not yet take pandas 3's Arrow-backed strings)."""
     import pyarrow as pa
     import torch
@@ -104,14 +105,17 @@ class SparkEngine:
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.python.worker.reuse", "true")
                    .config("spark.local.dir", str(self._tmp)))
-        if address is not None:
+        if address is None:  # everything on this machine: nothing listens beyond loopback
+            builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        else:
             builder = builder.config("spark.cores.max", str(workers)).config("spark.executor.cores", "1")
         self.spark = builder.getOrCreate()
         self.spark.sparkContext.setLogLevel("ERROR")
         self.spark.sparkContext.addPyFile(str(_package_zip(self._tmp)))
-        self.model_name = "model-" + Path(model_dir).name
-        shutil.copytree(model_dir, self._tmp / self.model_name)
-        self.spark.sparkContext.addFile(str(self._tmp / self.model_name), recursive=True)
+        # A zip archive, unpacked on each executor (a folder can be shipped by addFile only in local mode).
+        archive = shutil.make_archive(str(self._tmp / "model"), "zip", root_dir=model_dir)
+        self.model_name = Path(archive).name
+        self.spark.sparkContext.addArchive(archive)
         self._map = partial(_worker, self.model_name, relabel, threads)
 
     def label(self, records: list[dict]) -> list[dict]:

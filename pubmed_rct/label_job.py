@@ -2,7 +2,8 @@
 out, resumable, with the authors' own labels where their headings give them and an agreement report.
 
 Output folder:
-  part-<input>-<chunk>.parquet   one per `chunk` records of an input, each written atomically
+  sentences/part-<input>-<chunk>.parquet   one per `chunk` records of an input, each written atomically: the
+                                 Parquet dataset (`pandas.read_parquet("OUT/sentences")`)
   manifest.json                  the model, the chunk size, each input's parts and counts (written atomically
                                  after each part); a rerun skips what it lists, so a run killed at any point and
                                  started again ends with every sentence exactly once
@@ -177,7 +178,7 @@ def _flush(out: Path, uri: str, entry: dict, pending: list[dict], engine, model:
         if r.get("error"):
             print(f"error: {r['where']}: {r['error']}", file=sys.stderr)
             bad_records[kind(r["error"])] += 1
-    name = part_name(uri, len(entry["parts"]))
+    name = f"sentences/{part_name(uri, len(entry['parts']))}"
     _write_part(out / name, good, model)
     entry["parts"].append(name)
     entry["abstracts"] += len({r["position"] for r in good})

@@ -20,8 +20,8 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
     rows are labelled.
 
     With `output: abstracts`: one row per input row, as MLflow's Spark UDF needs (`spark_udf` below): arrays
-    `sentences`, `labels`, `probabilities`, `headings`, `sources`, and `error`. `relabel: true` has the model
-    label structured abstracts too."""
+    `sentences`, `labels`, `probabilities`, `headings`, `sources`, and `error` ("" where a sentence has no heading
+    and where there is no error). `relabel: true` has the model label structured abstracts too."""
 
     def load_context(self, context):
         from pubmed_rct.predict import Labeler
@@ -60,8 +60,8 @@ def per_input(sentences) -> dict:
         return {"sentences": [], "labels": [], "probabilities": [], "headings": [], "sources": [],
                 "error": str(sentences)}
     return {"sentences": [s["sentence"] for s in sentences], "labels": [s["label"] for s in sentences],
-            "probabilities": [s["probability"] for s in sentences], "headings": [s["heading"] for s in sentences],
-            "sources": [s["source"] for s in sentences], "error": None}
+            "probabilities": [s["probability"] for s in sentences], "headings": [s["heading"] or "" for s in sentences],
+            "sources": [s["source"] for s in sentences], "error": ""}  # "" not None: Spark would show "nan", "None"
 
 
 def spark_udf(spark, model_uri: str, relabel: bool = False):

@@ -80,3 +80,35 @@ def s3_server(folder: Path, bucket: str = "pubmed-rct") -> Iterator[str]:
            "--vfs-cache-mode", "off", str(folder / "root")]
     with service(cmd, f"http://127.0.0.1:{port}/", folder):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def spark_cluster(folder: Path, workers: int = 2) -> Iterator[str]:
+    """A Spark standalone cluster on 127.0.0.1: a master and `workers` worker processes of one core and 1 GiB
+    each, from the pyspark wheel (its spark-class, Java 17); yields the master's spark:// URL."""
+    import json
+    import sys
+    import pyspark
+    home = Path(pyspark.__file__).parent
+    env = {"SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable, "SPARK_LOG_DIR": str(folder / "logs"),
+           "SPARK_LOCAL_IP": "127.0.0.1"}
+    port, ui = free_port(), free_port()
+    spark_class = str(home / "bin" / "spark-class")
+    master = [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+              "--webui-port", str(ui)]
+    url = f"spark://127.0.0.1:{port}"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(service(master, f"http://127.0.0.1:{ui}/json/", folder / "master", env))
+        for i in range(workers):
+            worker_ui = free_port()
+            stack.enter_context(service([spark_class, "org.apache.spark.deploy.worker.Worker", url, "--cores", "1",
+                                         "--memory", "1g", "--webui-port", str(worker_ui), "--host", "127.0.0.1",
+                                         "--work-dir", str(folder / f"worker{i}" / "work")],
+                                        f"http://127.0.0.1:{worker_ui}/json/", folder / f"worker{i}", env))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5).read())
+            if state.get("aliveworkers") == workers:
+                break
+            time.sleep(0.5)
+        yield url

@@ -73,3 +73,10 @@ def test_sentence_split_prints_the_table_and_names_each_segmenter():
     assert "| pysbd 0.3.4 + project rules (chosen)   | 1.000     | 1.000  | 1.000 | 51 / 51" in r.stdout
     for name in ("syntok", "segtok", "blingfire", "sentencex", "sentence-splitter"):
         assert f"| {name} " in r.stdout or f"{name} " in r.stdout and "not installed" in r.stdout, name
+
+
+def test_worker_loop_prints_a_row_per_batch_size(tiny_bert):
+    """The GPU session's label step, at a tiny size on CPU: it gets one try there."""
+    r = run(["python", "benchmarks/worker_loop.py", "--model", str(tiny_bert), "--data", str(CORPUS / "test.txt"),
+             "--abstracts", "20", "--batch-sizes", "16", "64"], ROOT, timeout=300)
+    assert "| 16 |" in r.stdout and "| 64 |" in r.stdout and "BERT-base shape" in r.stdout

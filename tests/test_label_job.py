@@ -39,7 +39,7 @@ def expected(uri: str) -> dict[str, int]:
 def rows(out):
     manifest = json.loads((out / "manifest.json").read_text())
     parts = [out / p for e in manifest["inputs"].values() for p in e["parts"]]
-    assert sorted(p.name for p in out.glob("part-*.parquet")) == sorted(p.name for p in parts)
+    assert sorted(p.name for p in (out / "sentences").glob("*")) == sorted(p.name for p in parts)
     return pq.read_table(parts).to_pylist() if parts else [], manifest
 
 
@@ -132,7 +132,7 @@ def test_killed_mid_run_and_started_again_every_sentence_is_there_once(literatur
     job = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 3:
+    while time.time() < deadline and len(list(out.glob("sentences/part-*.parquet"))) < 3:
         time.sleep(0.2)
     os.killpg(job.pid, signal.SIGKILL)  # the job and its Spark JVM, mid-part
     job.wait()
@@ -175,3 +175,49 @@ def test_inputs_on_s3_with_the_dvc_remotes_endpoint_and_credentials(literature, 
             project, ENV, check=False)
     assert r.returncode == 2 and "s3://pubmed-rct/baseline/: cannot be listed" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_logged_model_works_with_mlflows_spark_udf(sentence_model, tmp_path, monkeypatch):
+    """#23 item 4: `mlflow.pyfunc.spark_udf` over the logged pyfunc failed with OUTPUT_EXCEEDS_INPUT_ROWS (one
+    row per sentence). With params output=abstracts it gives one struct of arrays per input row."""
+    import mlflow
+    from pyspark.sql import SparkSession
+    from pubmed_rct import pyfunc
+    from conftest import ABSTRACT, ROLES
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    exp = mlflow.MlflowClient().create_experiment("udf", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = mlflow.MlflowClient().create_run(exp).info.run_id
+    uri = pyfunc.log_model(run_id, sentence_model)
+    spark = (SparkSession.builder.master("local[1]").appName("udf-test").config("spark.ui.enabled", "false")
+             .getOrCreate())
+    try:
+        df = spark.createDataFrame([(ABSTRACT,), ("  ",), ("RESULT(S): Pain fell by 30 %.",)], "text string")
+        out = df.withColumn("roles", pyfunc.spark_udf(spark, uri)("text")).collect()
+        same = df.withColumn("roles", mlflow.pyfunc.spark_udf(
+            spark, uri, env_manager="local", params={"output": "abstracts"},
+            result_type=pyfunc.SPARK_RESULT_TYPE)("text")).collect()
+    finally:
+        spark.stop()
+    assert len(out) == 3 and [r["roles"] for r in out] == [r["roles"] for r in same]
+    first, empty, structured = (r["roles"] for r in out)
+    assert first["labels"] == ROLES and len(first["sentences"]) == 5 and first["error"] == ""
+    assert first["headings"] == [""] * 5 and first["sources"] == ["model"] * 5
+    assert empty["sentences"] == [] and "empty" in empty["error"]
+    assert structured["headings"] == ["RESULT(S)"] and structured["sources"] == ["author"]
+    assert structured["labels"] == ["RESULTS"]
+
+
+def test_the_same_command_runs_on_a_cluster_of_two_workers(literature, sentence_model, tmp_path):
+    """#23 item 4: `--address` runs the job on a running Spark cluster with no change of code (a standalone
+    master and two worker processes of one core each)."""
+    d, _ = literature
+    out = tmp_path / "labelled"
+    with services.spark_cluster(tmp_path / "cluster", workers=2) as url:
+        r = run([*LABEL, str(d / "pubmed26n0002.xml"), "--model", str(sentence_model), "--out", str(out),
+                 "--address", url, "--workers", "2", "--batch", "4"], ROOT, {**ENV, "SPARK_LOCAL_IP": "127.0.0.1"})
+        executors = list((tmp_path / "cluster").glob("worker*/work/app-*/*/stderr"))
+    got, _ = rows(out)
+    assert Counter(x["id"] for x in got) == expected(str(d / "pubmed26n0002.xml"))
+    assert len({p.relative_to(tmp_path / "cluster").parts[0] for p in executors}) == 2  # both workers ran one
+    assert "label: 12 abstracts" in r.stderr.strip().splitlines()[-1]

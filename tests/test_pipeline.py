@@ -60,7 +60,11 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     assert params["model"] == shipped["model"] == MODEL_ID
 
     blocks = quickstart_blocks()
-    assert [len(b) for b in blocks] == [1, 4, 1, 2, 7], blocks
+    assert [len(b) for b in blocks] == [1, 4, 1, 2, 7, 2], blocks
+    from make_pubmed_xml import write as write_pubmed_xml  # job 6's generated PubMed XML (the README's Needs)
+    (project / "pubmed").mkdir()
+    made = write_pubmed_xml(project / "pubmed" / "sample.xml.gz", ROOT / "tests/fixtures/rct/test.txt", 24,
+                            structured=0.5)
     outputs = {}
     for block in blocks:
         for command in block:
@@ -80,7 +84,7 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
                     invoked = get_json("http://127.0.0.1:5001/invocations", {"dataframe_records": [{"text": ABSTRACT}]})
                 else:
                     served = get_json("http://127.0.0.1:8000/api/label", {"text": ABSTRACT})
-    make_pipeline, (_, _, _, metrics_diff), _, (predict, _), team = blocks
+    make_pipeline, (_, _, _, metrics_diff), _, (predict, _), team, (label, show) = blocks
 
     # 1. make pipeline: every stage, the hub's files at the pinned commit, through `datasets` and `transformers`
     assert "Running stage 'evaluate'" in outputs[make_pipeline[0]]
@@ -144,6 +148,17 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     rows = invoked["predictions"]
     assert [row["sentence"] for row in rows] == [s["sentence"] for s in served["sentences"]]
     assert {row["label"] for row in rows} <= set(labels)
+
+    # 6. the literature labelled by the champion, structured abstracts compared with their authors
+    import pyarrow.parquet as pq
+    labelled = pq.read_table(project / "labelled/sentences").to_pylist()
+    assert len({r["id"] for r in labelled}) == made["citations"] and {r["label"] for r in labelled} <= set(labels)
+    manifest = json.loads((project / "labelled/manifest.json").read_text())
+    assert manifest["model"]["uri"] == "models:/pubmed-rct@champion" and manifest["model"]["version"] == best.version
+    assert {r["model_version"] for r in labelled} == {best.version}
+    agreement = json.loads((project / "labelled/agreement.json").read_text())
+    assert agreement["sentences"] == sum(1 for r in labelled if r["heading_category"]) > 0
+    assert "model" in outputs[show] and "label" in outputs[show]
 
     # the lineage stays honest: a new revision reruns download; a module edit reruns every stage importing it
     assert "didn't change" in run(["dvc", "repro"], project, env).stdout
