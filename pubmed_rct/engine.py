@@ -82,6 +82,10 @@ def _worker(model_name: str, relabel: bool, threads: int, batches):
     from pyspark import SparkFiles
     if model_name not in _labelers:
         torch.set_num_threads(threads)
+        if torch.cuda.is_available():  # one GPU per worker: Spark's GPU resource if scheduled, else by process
+            from pyspark import TaskContext
+            gpus = (TaskContext.get().resources().get("gpu") if TaskContext.get() else None)
+            torch.cuda.set_device(int(gpus.addresses[0]) if gpus else os.getpid() % torch.cuda.device_count())
         _labelers[model_name] = Labeler.load(SparkFiles.get(model_name))
     schema = _arrow_schema()
     for batch in batches:

@@ -154,8 +154,8 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     labelled = pq.read_table(project / "labelled/sentences").to_pylist()
     assert len({r["id"] for r in labelled}) == made["citations"] and {r["label"] for r in labelled} <= set(labels)
     manifest = json.loads((project / "labelled/manifest.json").read_text())
-    assert manifest["model"]["uri"] == "models:/pubmed-rct@champion" and manifest["model"]["version"] == best.version
-    assert {r["model_version"] for r in labelled} == {best.version}
+    assert (manifest["model"]["uri"], manifest["model"]["version"]) == ("models:/pubmed-rct@champion", str(best.version))
+    assert {r["model_version"] for r in labelled} == {str(best.version)}
     agreement = json.loads((project / "labelled/agreement.json").read_text())
     assert agreement["sentences"] == sum(1 for r in labelled if r["heading_category"]) > 0
     assert "model" in outputs[show] and "label" in outputs[show]

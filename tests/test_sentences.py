@@ -156,3 +156,22 @@ def test_more_heading_forms_from_pasted_abstracts(text, heading):
 def test_a_heading_without_punctuation_needs_a_capitalised_word_after_it(text):
     from pubmed_rct.sentences import split_abstract
     assert {h for h, _ in split_abstract(text)} == {None}
+
+
+def test_every_nlm_heading_as_pubmed_prints_it_is_recognised_with_its_category():
+    """#23 item 3: RESULT(S), CONCLUSION(S), PATIENT(S), MATERIAL AND METHODS... stayed inside the sentence. NLM's
+    own list (../shared/data/nlm-structured-abstract-labels), each heading as `LABEL: text` after a sentence."""
+    from conftest import ROOT
+    from pubmed_rct import headings
+    from pubmed_rct.sentences import split_abstract
+    shared = ROOT.parent / "shared" / "data" / "nlm-structured-abstract-labels" / "Structured-Abstracts-Labels-110613.txt"
+    lines = shared.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2455
+    missed = []
+    for line in lines:
+        label, category = line.split("|")[:2]
+        pairs = split_abstract(f"We studied adults.\n{label}: Pain fell by 30 %. {label}: Aspirin works.")
+        got = [(h, headings.category(h)) for h, _ in pairs[1:]]
+        if got != [(" ".join(label.split()), category)] * 2:
+            missed.append((label, got))
+    assert not missed, missed[:10]
