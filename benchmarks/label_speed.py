@@ -2,6 +2,7 @@
 abstracts, time to first output, peak memory per Spark Python worker; MiniLM and a BERT-base-sized model
 (random heads: speed only). And the XML reader's peak memory on a 30,000-citation file against pubmed_parser.
 
+  pip install -r benchmarks/requirements-label.txt   # pubmed_parser, compared as the XML reader
   python benchmarks/label_speed.py --model MINILM_DIR [--citations 200] [--xml-citations 30000]
 """
 from __future__ import annotations
@@ -79,8 +80,8 @@ def xml_memory(citations: int, tmp: Path) -> list[str]:
     write_xml(path, NICTA / "train.txt", citations, structured=0.35)
     code_ours = ("from pubmed_rct.pubmed_xml import citations, Counts; c = Counts(); "
                  f"n = sum(1 for _ in citations('{path}', c)); print(n)")
-    code_theirs = ("import pubmed_parser as pp; "
-                   f"print(len(pp.parse_medline_xml('{path}', nlm_category=True)))")
+    code_theirs = ("import pubmed_parser as pp; "  # a generator too: one dict per citation, abstract as one string
+                   f"print(sum(1 for _ in pp.parse_medline_xml('{path}', nlm_category=True)))")
     lines = []
     for name, code in (("lxml iterparse (pubmed_rct.pubmed_xml)", code_ours),
                        ("pubmed_parser 0.5.1 parse_medline_xml(nlm_category=True)", code_theirs)):
@@ -113,8 +114,9 @@ def main() -> None:
                 f.write(json.dumps({"id": r.id, "text": " ".join(t for _, _, t in r.sections)}) + "\n")
         n = made["citations"]
         print(f"\n{n} unstructured abstracts from NICTA-PIBOSO test, context none\n")
-        print("| model | how | abstracts/s | time to first output | peak memory per worker |")
-        print("|---|---|---|---|---|")
+        print("| model | how | abstracts/s, wall clock | abstracts/s, labelling | time to first output | "
+              "peak memory per worker |")
+        print("|---|---|---|---|---|---|")
         labels = ["background", "intervention", "outcome", "population", "study design", "other"]
         for size in args.sizes:
             folder = str(tmp / size)
@@ -122,17 +124,21 @@ def main() -> None:
                 trained_like(args.model, "none", folder, labels)
             else:
                 bert_base_dir(args.model, "none", labels, folder)
-            t, _, mem = timed([sys.executable, "-m", "pubmed_rct", "predict", "--jsonl", str(jsonl), "--model", folder,
-                               "-o", str(tmp / "p.jsonl")], r"pubmed_rct predict")
-            print(f"| {size} | predict --jsonl (threads) | {n / t:.2f} | (at the end) | {mem} MiB (one process) |")
+            t, err, mem = timed([sys.executable, "-m", "pubmed_rct", "predict", "--jsonl", str(jsonl), "--model",
+                                 folder, "-o", str(tmp / "p.jsonl")], r"pubmed_rct predict")
+            bar = re.findall(r"\[(\d+):(\d+)<", err)  # tqdm's elapsed time: the labelling alone
+            busy = int(bar[-1][0]) * 60 + int(bar[-1][1]) if bar else 0
+            print(f"| {size} | predict --jsonl (threads) | {n / t:.2f} | {n / busy if busy else float('nan'):.2f} | "
+                  f"(at the end) | {mem} MiB (one process) |")
             for workers in (1, 2):
                 out = tmp / f"out-{size}-{workers}"
                 t, err, mem = timed([sys.executable, "-m", "pubmed_rct", "label", str(xml), "--model", folder,
                                      "--out", str(out), "--workers", str(workers), "--chunk", "100"],
                                     r"pyspark\.(daemon|worker)")
                 first = re.search(r"first output after ([\d.]+) s", err)
-                print(f"| {size} | label, Spark local[{workers}] | {n / t:.2f} | {first.group(1) if first else '?'} s "
-                      f"| {mem} MiB |")
+                job = float(re.search(r"; ([\d.]+) s, first output", err).group(1))  # after Spark's start
+                print(f"| {size} | label, Spark local[{workers}] | {n / t:.2f} | {n / job:.2f} | "
+                      f"{first.group(1) if first else '?'} s | {mem} MiB |")
         if args.xml_citations:
             print(f"\nPeak memory reading {args.xml_citations:,} generated citations (.xml.gz)\n")
             print("| reader | citations | peak RSS | wall |")

@@ -105,42 +105,17 @@ def predict(args) -> int:
     return 0
 
 
-def jsonl_records(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
-    """(line number, {"id", "text"}) of each good line of a JSON Lines file, and one message per bad line.
-
-    Read as bytes and decoded line by line, so one undecodable line is named and the others are kept; lines end
-    at \\n only (JSON strings may hold U+2028 and other characters str.splitlines would cut at)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise InputError(f"--jsonl {path}: cannot be read ({e.strerror or e}); give a JSON Lines file") from e
-    records, errors = [], []
-    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):  # a byte-order mark is dropped
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            errors.append(f"{path}:{number}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
-                          "re-encode the line as UTF-8")
-            continue
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as e:
-            errors.append(f"{path}:{number}: not JSON ({getattr(e, 'msg', 'nested too deeply')})")
-            continue
-        item = {"id": number, "text": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            errors.append(f"{path}:{number}: expected {{\"id\": ..., \"text\": \"...\"}}")
-            continue
-        records.append((number, item))
-    return records, errors
-
-
 def predict_batch(labeler, args) -> int:
     """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
     from tqdm.auto import tqdm
-    records, errors = jsonl_records(args.jsonl)
+    from .pubmed_xml import Counts
+    from .sources import records as read_records
+    records, errors = [], []
+    for r in read_records(args.jsonl, Counts(), "jsonl"):  # the label job's reader: one way to read JSON Lines
+        if r.error:
+            errors.append(f"{r.where}: {r.error}")
+        else:
+            records.append((r.line, {"id": r.id, "text": r.text}))
     chunks = [records[start:start + args.batch_size] for start in range(0, len(records), args.batch_size)]
     results = labeler.label_chunks(([item["text"] for _, item in chunk] for chunk in chunks), args.workers,
                                    args.relabel)
@@ -151,7 +126,7 @@ def predict_batch(labeler, args) -> int:
                 if isinstance(sentences, InputError):
                     errors.append(f"{args.jsonl}:{number}: {sentences}")
                 else:
-                    out_lines.append(json.dumps({"id": item.get("id", number), "sentences": sentences}))
+                    out_lines.append(json.dumps({"id": item["id"], "sentences": sentences}))
             bar.update(len(chunk))
     text = "\n".join(out_lines) + ("\n" if out_lines else "")
     if args.output:

@@ -126,8 +126,9 @@ class SparkEngine:
         """Rows (label_records) of the records, in record order."""
         if not records:
             return []
-        df = self.spark.createDataFrame([(json.dumps(r),) for r in records], "record string")
-        df = df.repartition(min(len(records), self.workers * 2))
+        rdd = self.spark.sparkContext.parallelize([(json.dumps(r),) for r in records],  # sliced here: no shuffle
+                                                  numSlices=min(len(records), self.workers))
+        df = self.spark.createDataFrame(rdd, "record string")
         schema = ", ".join(f"{k} {v}" for k, v in ROW_FIELDS.items())
         rows = df.mapInArrow(self._map, schema=schema).toArrow().to_pylist()
         return sorted(rows, key=lambda r: (r["position"], -1 if r["sentence_index"] is None else r["sentence_index"]))

@@ -131,7 +131,7 @@ def run(inputs: list[str], out: Path, engine, model: dict, chunk: int = 1000, ba
                 position += 1
                 if position <= skip:
                     continue
-                pending.append({"id": record.id, "where": record.where, "text": record.text,
+                pending.append({"id": str(record.id), "where": record.where, "text": record.text,
                                 "sections": record.sections, "error": record.error, "position": position})
                 if len(pending) == chunk:
                     flushed = _flush(out, uri, entry, pending, engine, model, batch, bar, bad_records, manifest,

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from . import pubmed_xml
 
@@ -28,12 +28,14 @@ class SourceError(ValueError):
 @dataclass
 class Record:
     """One abstract to label: `sections` (heading, category, text) from XML, or `text`; or the `error` that
-    keeps it from being labelled, with `where` (file and record or line) it was found."""
-    id: str
+    keeps it from being labelled, with `where` (file and record or line) it was found. `id`: the PMID, or a
+    JSON line's own id (any JSON value; its line number where it has none)."""
+    id: Any
     where: str
     text: str | None = None
     sections: list | None = None
     error: str | None = None
+    line: int | None = None
 
 
 def _dvc_s3_options(root: Path = Path(".")) -> dict:
@@ -107,15 +109,18 @@ def _open(uri: str):
         raise SourceError(f"{uri}: cannot be read ({e.strerror or e})") from e
 
 
-def records(uri: str, counts: pubmed_xml.Counts) -> Iterator[Record]:
-    """The records of one input, in order; a file-level fault (not well formed, broken off, unreadable) raises
-    SourceError or pubmed_xml.XMLError after the records before it."""
+def records(uri: str, counts: pubmed_xml.Counts, kind: str | None = None) -> Iterator[Record]:
+    """The records of one input, in order (its kind from its name, unless given: xml, parquet, jsonl); a
+    file-level fault (not well formed, broken off, unreadable) raises SourceError or pubmed_xml.XMLError after
+    the records before it."""
+    kind = kind or ("xml" if uri.endswith((".xml", ".xml.gz")) else "parquet" if uri.endswith(".parquet")
+                    else "jsonl")
     stream = _open(uri)
     try:
-        if uri.endswith((".xml", ".xml.gz")):
+        if kind == "xml":
             for c in pubmed_xml.citations(uri, counts, stream):
                 yield Record(c.pmid, f"{uri} PMID {c.pmid}", sections=c.sections)
-        elif uri.endswith(".parquet"):
+        elif kind == "parquet":
             yield from _parquet(uri, stream)
         else:
             yield from _jsonl(uri, stream)
@@ -124,6 +129,9 @@ def records(uri: str, counts: pubmed_xml.Counts) -> Iterator[Record]:
 
 
 def _jsonl(uri: str, stream) -> Iterator[Record]:
+    """JSON Lines read as bytes and decoded line by line, so one undecodable line is named and the others kept;
+    lines end at \\n only (JSON strings may hold U+2028, where str.splitlines would cut); a byte-order mark is
+    dropped. A line is {"id": ..., "text": "..."} or a JSON string."""
     for number, raw in enumerate(stream, 1):
         where = f"{uri}:{number}"
         if number == 1:
@@ -131,20 +139,21 @@ def _jsonl(uri: str, stream) -> Iterator[Record]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            yield Record(str(number), where, error=f"not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})")
+            yield Record(number, where, error=f"not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                              "re-encode the line as UTF-8", line=number)
             continue
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except (ValueError, RecursionError) as e:
-            yield Record(str(number), where, error=f"not JSON ({getattr(e, 'msg', 'nested too deeply')})")
+            yield Record(number, where, error=f"not JSON ({getattr(e, 'msg', 'nested too deeply')})", line=number)
             continue
         item = {"text": item} if isinstance(item, str) else item
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-            yield Record(str(number), where, error='expected {"id": ..., "text": "..."}')
+            yield Record(number, where, error='expected {"id": ..., "text": "..."}', line=number)
             continue
-        yield Record(str(item.get("id", number)), where, text=item["text"])
+        yield Record(item.get("id", number), where, text=item["text"], line=number)
 
 
 def _parquet(uri: str, stream) -> Iterator[Record]:

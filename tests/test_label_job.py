@@ -30,7 +30,7 @@ def expected(uri: str) -> dict[str, int]:
     for r in sources.records(uri, Counts()):
         if not r.error:
             try:
-                out[r.id] = len(split_record({"text": r.text, "sections": r.sections}))
+                out[str(r.id)] = len(split_record({"text": r.text, "sections": r.sections}))
             except ValueError:
                 pass
     return out
