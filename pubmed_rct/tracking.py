@@ -128,8 +128,10 @@ def _find_run(client, run_id: str):
     from mlflow.exceptions import MlflowException
     try:
         return client.get_run(run_id)
-    except MlflowException:  # not in this store (another tracking URI, a deleted run)
-        return None
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":  # not in this store (another tracking URI, a deleted run)
+            return None
+        raise
 
 
 def reopen(run_id: str) -> bool:
@@ -141,12 +143,20 @@ def reopen(run_id: str) -> bool:
     return True
 
 
-def end_if_running(run_id: str, status: str) -> None:
-    """End a run left RUNNING by a process that was killed (nothing to do if it ended or is not here)."""
+def end_if_running(run_id: str, status: str, attempts: int = 3) -> None:
+    """End a run left RUNNING by a process that was killed (nothing to do if it ended or is not here); a busy
+    store (SQLite locked by another writer) is tried again, `attempts` times a second apart."""
     client = _client()
-    run = _find_run(client, run_id)
-    if run is not None and run.info.status == "RUNNING":
-        client.set_terminated(run_id, status)
+    for attempt in range(1, attempts + 1):
+        try:
+            run = _find_run(client, run_id)
+            if run is not None and run.info.status == "RUNNING":
+                client.set_terminated(run_id, status)
+            return
+        except Exception:  # noqa: BLE001 - whatever the store raised; the last one is raised
+            if attempt == attempts:
+                raise
+            time.sleep(1)
 
 
 def log_params(run_id: str, params: dict) -> None:
