@@ -94,6 +94,10 @@ def _worker(model_name: str, relabel: bool, threads: int, batches):
         yield pa.RecordBatch.from_pylist([{k: r.get(k) for k in ROW_FIELDS} for r in rows], schema=schema)
 
 
+class EngineError(ValueError):
+    """Spark could not start: one line saying why and what to install."""
+
+
 class SparkEngine:
     """A Spark session with this package and the model shipped to its workers; `label` maps records to rows."""
 
@@ -113,7 +117,13 @@ class SparkEngine:
             builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
         else:
             builder = builder.config("spark.cores.max", str(workers)).config("spark.executor.cores", "1")
-        self.spark = builder.getOrCreate()
+        try:
+            self.spark = builder.getOrCreate()
+        except Exception as e:  # noqa: BLE001 - pyspark raises its own errors for a missing or broken Java
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise EngineError(f"Spark could not start ({' '.join(str(e).split())[:300]}); the label job needs Java 17 "
+                              "(bin/setup installs it; Debian: apt-get install openjdk-17-jre-headless)"
+                              + (f" and a reachable cluster at {address}" if address else "")) from e
         self.spark.sparkContext.setLogLevel("ERROR")
         self.spark.sparkContext.addPyFile(str(_package_zip(self._tmp)))
         # A zip archive, unpacked on each executor (a folder can be shipped by addFile only in local mode).

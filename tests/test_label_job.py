@@ -221,3 +221,11 @@ def test_the_same_command_runs_on_a_cluster_of_two_workers(literature, sentence_
     assert Counter(x["id"] for x in got) == expected(str(d / "pubmed26n0002.xml"))
     assert len({p.relative_to(tmp_path / "cluster").parts[0] for p in executors}) == 2  # both workers ran one
     assert "label: 12 abstracts" in r.stderr.strip().splitlines()[-1]
+
+
+def test_without_java_the_job_says_what_to_install(literature, sentence_model, tmp_path):
+    d, _ = literature
+    r = run([*LABEL, str(d / "pubmed26n0002.xml"), "--model", str(sentence_model), "--out", str(tmp_path / "o")],
+            ROOT, {**ENV, "JAVA_HOME": str(tmp_path / "no-java")}, check=False)
+    assert r.returncode == 2 and "Spark could not start" in r.stderr and "openjdk-17-jre-headless" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
