@@ -191,12 +191,12 @@ def quick_http_failures() -> None:
 class MetricSender:
     """Metrics logged off the training thread. `log` only appends to a bounded queue and never waits on the
     network; a daemon thread sends what has queued up once a second (`interval_s`) in batches of up to 1,000,
-    keeps what could not be sent and tries again with back-off (1 s doubling to 30 s) until the server
+    keeps what could not be sent and tries again with back-off (1 s doubling to 5 s) until the server
     answers. Past `max_pending` the oldest are dropped (the train stage's files keep the whole curve; evaluate
     sends what the run lacks)."""
 
     def __init__(self, run_id: str, max_pending: int = 100_000, interval_s: float = 1.0,
-                 retry_s: tuple[float, float] = (1.0, 30.0)):
+                 retry_s: tuple[float, float] = (1.0, 5.0)):
         self.run_id, self.max_pending, self.interval_s, self.retry_s = run_id, max_pending, interval_s, retry_s
         self.sent = self.dropped = self.failures = 0
         self._pending: collections.deque = collections.deque()  # (sequence number, Metric)
