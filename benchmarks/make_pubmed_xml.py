@@ -69,7 +69,7 @@ def write(path: Path, corpus: Path, citations: int, structured: float = 0.35, wi
     """Write the file (gzipped if the name ends in .gz); returns what it holds."""
     rng = random.Random(seed)
     pool = abstracts(corpus)
-    counts = {"citations": 0, "structured": 0, "no_abstract": 0, "deleted": deleted, "sentences": 0}
+    counts = {"citations": 0, "structured": 0, "no_abstract": 0, "deleted": deleted}
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8") as f:
         f.write(HEADER)
