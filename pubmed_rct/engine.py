@@ -18,8 +18,8 @@ import zipfile
 from functools import partial
 from pathlib import Path
 
-from .predict import Labeler
-from .sentences import InputError, check_text, segment, split_abstract
+from .predict import Labeler, split_sections
+from .sentences import InputError, check_text, segment
 
 ROW_FIELDS = {"id": "string", "position": "long", "sentence_index": "long", "text": "string", "label": "string",
               "probability": "double", "heading": "string", "heading_category": "string", "source": "string",
@@ -28,8 +28,7 @@ ROW_FIELDS = {"id": "string", "position": "long", "sentence_index": "long", "tex
 
 def split_record(record: dict) -> list[tuple[str | None, str | None, str]]:
     """(heading, category, sentence) of a record: XML sections keep their Label and NlmCategory; plain text
-    has its headings recognised (split_abstract, NLM's list)."""
-    from . import headings
+    has its headings recognised (predict.split_sections, NLM's list)."""
     if record.get("sections") is not None:
         out = []
         for heading, category, text in record["sections"]:
@@ -37,7 +36,7 @@ def split_record(record: dict) -> list[tuple[str | None, str | None, str]]:
         if not out:
             raise InputError("the abstract is empty")
         return out
-    return [(h, headings.category(h), s) for h, s in split_abstract(record["text"])]
+    return split_sections(record["text"])
 
 
 def label_records(labeler: Labeler, records: list[dict], relabel: bool = False,

@@ -16,6 +16,11 @@ from .model import cpu_has_bf16, load_trained, predict_proba
 from .sentences import InputError, split_abstract
 
 
+def split_sections(text: str) -> list[tuple[str | None, str | None, str]]:
+    """(heading, its NLM category, sentence) of a plain-text abstract: the sentences of split_abstract."""
+    return [(h, headings.category(h), s) for h, s in split_abstract(text)]
+
+
 class Labeler:
     """A loaded model with its tokenizer, context mode and label names."""
 
@@ -51,8 +56,7 @@ class Labeler:
         A heading NLM maps to a category (`heading_category`: RESULT(S) → RESULTS) gives its sentences the
         authors' label (`source: author`) where the model has that label; `relabel` gives them the model's
         (`source: model`), as every other sentence has. The model reads every sentence either way."""
-        split = [[(h, headings.category(h), s) for h, s in split_abstract(t)] for t in texts]
-        return self.label_sections(split, batch_size, relabel)
+        return self.label_sections([split_sections(t) for t in texts], batch_size, relabel)
 
     def label_sections(self, split: list[list[tuple[str | None, str | None, str]]], batch_size: int | None = None,
                        relabel: bool = False) -> list[list[dict]]:
