@@ -26,7 +26,22 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum, frame):  # noqa: ARG001 - a signal handler's signature
+    # Once: the parent-death signal comes again as each thread of a multi-threaded parent (dvc) exits (seen:
+    # three SIGTERMs for one `kill -9`), and a second one would cut short the cleanup the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are ignored while the block runs: the (bounded) cleanup of a stop already under way
+    finishes, and the stop that started it is raised after. Main thread only, as every signal handler."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def end_with_parent() -> None:

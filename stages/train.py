@@ -92,13 +92,14 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
         print(f"train: {result}")
     except BaseException as e:
         if run_id:  # never leave it RUNNING; a resumed run sets it RUNNING again
-            if sender:
-                sender.close(wait_s=5)  # its thread stops writing first: one writer to the store
-            try:
-                tracking.end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-            except Exception as err:  # noqa: BLE001 - the original failure is the one to report
-                print(f"WARNING: MLflow run {run_id} could not be ended ({type(err).__name__}: {err}); the next "
-                      "train ends or resumes it", file=sys.stderr)
+            with lifetime.shielded():  # a second Ctrl-C or SIGTERM waits for this (at most ~10 s)
+                if sender:
+                    sender.close(wait_s=5)  # its thread stops writing first: one writer to the store
+                try:
+                    tracking.end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+                except Exception as err:  # noqa: BLE001 - the original failure is the one to report
+                    print(f"WARNING: MLflow run {run_id} could not be ended ({type(err).__name__}: {err}); the "
+                          "next train ends or resumes it", file=sys.stderr)
         raise
 
 

@@ -382,16 +382,18 @@ def test_the_train_stage_ends_with_dvc_and_a_second_train_waits_for_the_first(ti
     p = make_project(tmp_path / "p", tiny_bert, **TRACKED)
     run(["dvc", "repro", "tokenize"], p)
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **EMBEDDED}
-    dvc = subprocess.Popen(["dvc", "repro"], cwd=p, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    trains = lambda: [int(x) for x in subprocess.run(["pgrep", "-f", "-s", str(dvc.pid), "stages/train.py"],
-                                                     capture_output=True, text=True).stdout.split()]
+    dvc_log = open(tmp_path / "dvc.log", "w+")
+    dvc = subprocess.Popen(["dvc", "repro"], cwd=p, env=env, start_new_session=True, stdout=dvc_log,
+                           stderr=subprocess.STDOUT)
+    # the oldest match: train.py itself (CI once saw a second, short-lived match)
+    oldest = lambda: subprocess.run(["pgrep", "-o", "-f", "-s", str(dvc.pid), "stages/train.py"],
+                                    capture_output=True, text=True).stdout.split()
     assert wait_for(lambda: any((p / "checkpoints").glob("*/state.pt")) if (p / "checkpoints").exists() else False)
-    [orphan] = trains()
+    [orphan] = map(int, oldest())
     os.kill(dvc.pid, signal.SIGKILL)  # dvc alone
     dvc.wait()
     assert wait_for(lambda: not os.path.exists(f"/proc/{orphan}"), 30), "train.py outlived dvc"
-    assert [status for status, _ in runs_of(p)[0]] == ["KILLED"]
+    assert [status for status, _ in runs_of(p)[0]] == ["KILLED"], (tmp_path / "dvc.log").read_text()[-3000:]
     assert not (p / "metrics/train.json").exists()
 
     logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("first", "second")}  # files: never full
