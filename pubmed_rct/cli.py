@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .io import OutputError, check_output, write_text
+from .onnx_inference import BACKENDS, PRECISIONS
 from .sections import sections
 from .sentences import InputError
 
@@ -93,7 +94,7 @@ def predict(args) -> int:
     from .predict import Labeler
     if args.output:  # before the model loads: a bad -o fails now, not after labelling everything
         check_output(args.output, tuple(x for x in (args.jsonl, args.file) if x))
-    labeler = Labeler.load(model_dir(args))
+    labeler = Labeler.load(model_dir(args), args.backend)
     if args.jsonl:
         return predict_batch(labeler, args)
     sentences = labeler.label([read_input(args)], relabel=args.relabel)[0]
@@ -150,11 +151,18 @@ def label(args) -> int:
     local = model_dir(args)
     model = label_job.model_identity(f"runs:/{args.run_id}/model" if args.run_id else args.model, local)
     label_job.open_manifest(out, model, args.chunk, args.relabel)  # refuses another model's folder before Spark
-    engine = SparkEngine(local, args.workers, args.address, args.relabel)
+    engine = SparkEngine(local, args.workers, args.address, args.relabel, args.backend)
     try:
         return label_job.run(inputs, out, engine, model, args.chunk, args.batch, args.relabel)
     finally:
         engine.stop()
+
+
+def export_onnx(args) -> int:
+    from .onnx_inference import export
+    path = export(args.model, args.precision)
+    print(f"export-onnx: wrote {path} ({path.stat().st_size / 2 ** 20:.1f} MiB)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     lb.add_argument("--address", help="a running Spark cluster, e.g. spark://host:7077 (default: local[WORKERS])")
     lb.add_argument("--chunk", type=int, default=1000, help="abstracts per output part (the unit of resuming)")
     lb.add_argument("--batch", type=int, default=64, help="abstracts per engine call (the progress step)")
+    e = sub.add_parser("export-onnx", help="write the ONNX Runtime file of a model folder trained before the train "
+                                           "stage wrote one (CPU inference: predict, serve and label use it)")
+    e.add_argument("model", nargs="?", default="models/model", help="a model folder written by the train stage")
+    e.add_argument("--precision", choices=PRECISIONS, default="int8",
+                   help="int8: weights stored as int8 (the default; docs/predict.md: CPU inference) | fp32")
+    for sp in (p, s, lb):
+        sp.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: ONNX Runtime on CPU where the model folder holds an ONNX file, else PyTorch | "
+                             "onnx | torch (GPU inference is PyTorch)")
     r = sub.add_parser("promote", help="move the alias champion to a registered model version that beats it")
     r.add_argument("--name", help="registered model (default: params.yaml tracking.registered_model)")
     r.add_argument("--metric", help="higher is better (default: params.yaml tracking.promote_metric)")
@@ -210,9 +227,12 @@ def main(argv: list[str] | None = None) -> int:
             return promote(args)
         if args.command == "label":
             return label(args)
+        if args.command == "export-onnx":
+            return export_onnx(args)
         from .web import create_app, make_server
         from .predict import Labeler
-        server = make_server(create_app(Labeler.load(model_dir(args))), args.host, args.port, args.threads)
+        server = make_server(create_app(Labeler.load(model_dir(args), args.backend)), args.host, args.port,
+                             args.threads)
         print(f"serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
         try:
             server.run()

@@ -73,7 +73,7 @@ def _arrow_schema():
     return pa.schema([(k, types[v]) for k, v in ROW_FIELDS.items()])
 
 
-def _worker(model_name: str, relabel: bool, threads: int, batches):
+def _worker(model_name: str, relabel: bool, threads: int, backend: str, batches):
     """mapInArrow on a Spark worker: the model unpacked from SparkFiles, loaded once per Python worker. Arrow in and out,
     no pandas between (pyspark 4.3 does not yet take pandas 3's Arrow-backed strings)."""
     import pyarrow as pa
@@ -85,7 +85,7 @@ def _worker(model_name: str, relabel: bool, threads: int, batches):
             from pyspark import TaskContext
             gpus = (TaskContext.get().resources().get("gpu") if TaskContext.get() else None)
             torch.cuda.set_device(int(gpus.addresses[0]) if gpus else os.getpid() % torch.cuda.device_count())
-        _labelers[model_name] = Labeler.load(SparkFiles.get(model_name))
+        _labelers[model_name] = Labeler.load(SparkFiles.get(model_name), backend)
     schema = _arrow_schema()
     for batch in batches:
         records = [json.loads(x) for x in batch.column("record").to_pylist()]
@@ -100,7 +100,8 @@ class EngineError(ValueError):
 class SparkEngine:
     """A Spark session with this package and the model shipped to its workers; `label` maps records to rows."""
 
-    def __init__(self, model_dir: Path, workers: int, address: str | None = None, relabel: bool = False):
+    def __init__(self, model_dir: Path, workers: int, address: str | None = None, relabel: bool = False,
+                 backend: str = "auto"):
         import warnings
         from pyspark.sql import SparkSession
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")  # 3.x: works here
@@ -129,7 +130,7 @@ class SparkEngine:
         archive = shutil.make_archive(str(self._tmp / "model"), "zip", root_dir=model_dir)
         self.model_name = Path(archive).name
         self.spark.sparkContext.addArchive(archive)
-        self._map = partial(_worker, self.model_name, relabel, threads)
+        self._map = partial(_worker, self.model_name, relabel, threads, backend)
 
     def label(self, records: list[dict]) -> list[dict]:
         """Rows (label_records) of the records, in record order."""

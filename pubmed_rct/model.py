@@ -47,8 +47,8 @@ def load_tokenizer(name: str):
         raise ModelError("the tokenizer of model", name, e) from e
 
 
-def load_trained(path: str | Path, mode: str | None = None):
-    """(model, tokenizer, mode, labels) of a model folder written by the train stage."""
+def trained_config(path: str | Path, mode: str | None = None):
+    """(config, mode, labels) of a model folder written by the train stage, its weights not read."""
     from transformers import AutoConfig
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -60,8 +60,14 @@ def load_trained(path: str | Path, mode: str | None = None):
         raise ValueError(f"{path}: config.json has no '{CONTEXT_ATTR}'; it was not trained by this project")
     if mode is not None and mode != saved:
         raise ValueError(f"{path}: model was trained with context '{saved}', input was built for '{mode}'")
-    model = _auto_class(saved).from_pretrained(path)
-    labels = [config.id2label[i] for i in range(config.num_labels)]
+    return config, saved, [config.id2label[i] for i in range(config.num_labels)]
+
+
+def load_trained(path: str | Path, mode: str | None = None, **kwargs):
+    """(model, tokenizer, mode, labels) of a model folder written by the train stage; `kwargs` go to
+    from_pretrained (attn_implementation, ...)."""
+    _, saved, labels = trained_config(path, mode)
+    model = _auto_class(saved).from_pretrained(path, **kwargs)
     return model, load_tokenizer(str(path)), saved, labels
 
 
@@ -146,15 +152,22 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
 
     `batch_size` counts sentences, as in training: whole abstracts (context abstract) are packed up to it.
 
-    Padding: to a multiple of 16 on GPU (a few fixed shapes); none beyond the longest on CPU, where every
-    padded token costs time (measured: 341 vs 327 sentences/s at multiple 8, MiniLM, 2 cores)."""
+    Padding: to a multiple of 16 on GPU (a few fixed shapes); on CPU, where every padded token costs time, none
+    beyond the longest, and a batch is cut where an input is more than CPU_WIDTH times its shortest (one
+    10-sentence abstract, `none`: padded 2.1× its real tokens before; measured in benchmarks/README.md)."""
     device, dtype = device_and_dtype(precision)
     dtype = inference_dtype(device, dtype, precision)
+    if getattr(model, "device_type", None) == "cpu":  # an ONNX Runtime session (onnx_inference.OnnxModel)
+        device, dtype = torch.device("cpu"), None
     multiple = multiple or (16 if device.type == "cuda" else 1)
     model.to(device).eval()
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
+    lengths = [len(e["input_ids"]) for e in examples]
+    order = sorted(range(len(examples)), key=lengths.__getitem__)
+    batches = pack(order, [len(e["positions"]) for e in examples], batch_size)
+    if device.type == "cpu":
+        batches = [part for b in batches for part in cut_wide(b, lengths, CPU_WIDTH)]
     rows, probs = [], []
-    for indices in pack(order, [len(e["positions"]) for e in examples], batch_size):
+    for indices in batches:
         chunk = [examples[i] for i in indices]
         batch = collate(chunk, pad_id, multiple, device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -164,6 +177,20 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, model.config.num_labels), dtype=np.float32)
     return np.asarray(rows), torch.cat(probs).numpy()
+
+
+CPU_WIDTH = 1.25  # MiniLM int8, one 10-sentence abstract: 40 ms padded to the longest, 28 ms cut at 1.25
+
+
+def cut_wide(batch: list[int], lengths: list[int], ratio: float) -> list[list[int]]:
+    """A batch sorted by length, cut wherever an item is longer than `ratio` times the first of its part."""
+    parts: list[list[int]] = []
+    for i in batch:
+        if parts and lengths[i] <= ratio * lengths[parts[-1][0]]:
+            parts[-1].append(i)
+        else:
+            parts.append([i])
+    return parts
 
 
 def pack(order: list[int], weights: list[int], budget: int, min_items: int = 1) -> list[list[int]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,10 +11,13 @@ from typing import Iterable, Iterator
 
 import torch
 
-from . import headings, numbers
+from . import headings, numbers, onnx_inference
 from .encoding import build_examples, special_ids, tokenize_sentences
-from .model import cpu_has_bf16, load_trained, predict_proba
+from .model import cpu_has_bf16, load_tokenizer, load_trained, predict_proba, trained_config
+from .onnx_inference import BACKENDS, OnnxModel
 from .sentences import InputError, split_abstract
+
+log = logging.getLogger(__name__)
 
 
 def split_sections(text: str) -> list[tuple[str | None, str | None, str]]:
@@ -24,8 +28,12 @@ def split_sections(text: str) -> list[tuple[str | None, str | None, str]]:
 class Labeler:
     """A loaded model with its tokenizer, context mode and label names."""
 
-    def __init__(self, model, tokenizer, mode: str, labels: list[str]):
+    def __init__(self, model, tokenizer, mode: str, labels: list[str], precision: str = "auto"):
+        """precision (PyTorch only): auto (bf16 on GPUs and on CPUs with native bf16, else fp32) | fp32."""
         self.model, self.tokenizer, self.mode, self.labels = model, tokenizer, mode, labels
+        self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
+        self.precision = "fp32" if self.backend == "onnx" else precision
+        self.on_gpu = self.backend == "torch" and torch.cuda.is_available()
         config = model.config
         self.max_length = getattr(config, "sentence_max_length", 128)
         self.context_max_length = getattr(config, "context_max_length", 512)
@@ -34,18 +42,34 @@ class Labeler:
         self._by_category = {l.upper(): l for l in labels}  # NLM's BACKGROUND is the hub's `background`
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer's state is not safe to share between threads
         self.model.eval()
-        if not torch.cuda.is_available() and cpu_has_bf16():
+        if self.backend == "torch" and self.precision == "auto" and not self.on_gpu and cpu_has_bf16():
             self.model.to(torch.bfloat16)  # inference only: cast the weights once, not on every call
 
     @classmethod
-    def load(cls, path: str | Path) -> "Labeler":
+    def load(cls, path: str | Path, backend: str = "auto") -> "Labeler":
+        """The model in folder `path`. backend: auto (ONNX Runtime on CPU where the folder holds an ONNX file
+        and onnxruntime imports, else PyTorch, saying why in one log line) | onnx (ONNX Runtime or an error) |
+        torch (PyTorch; on CPU its weights in bf16 where the CPU has native bf16)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        why = None
+        if backend == "onnx" or (backend == "auto" and not torch.cuda.is_available()):
+            file = onnx_inference.find(path)
+            why = onnx_inference.available() or (None if file else (
+                f"{path} holds no ONNX file (`python -m pubmed_rct export-onnx {path}` writes one)"))
+            if why is None:
+                config, mode, labels = trained_config(path)
+                return cls(OnnxModel(file, config), load_tokenizer(str(path)), mode, labels)
+            if backend == "onnx":
+                raise ValueError(f"--backend onnx: {why}")
+            log.warning("inference through PyTorch: %s", why)
         return cls(*load_trained(path))
 
     def batch_size(self) -> int:
         """Sentences per forward pass. On CPU small batches win (measured on 2 cores with MiniLM, bf16, forward
         only: none 341 sentences/s at 16 vs 259 at 64; abstract 29 abstracts/s at 4 abstracts (~40 sentences)
         vs 25 at 32)."""
-        if torch.cuda.is_available():
+        if self.on_gpu:
             return 256
         return 16 if self.mode == "none" else 40
 
@@ -82,7 +106,7 @@ class Labeler:
                                   self.context_max_length, self.cls, self.sep)
         examples = [dict(zip(examples, v)) for v in zip(*examples.values())]
         rows, probs = predict_proba(self.model, examples, self.mode, self.tokenizer.pad_token_id,
-                                    batch_size or self.batch_size())
+                                    batch_size or self.batch_size(), self.precision)
         by_row = dict(zip(rows.tolist(), probs))
         out = []
         for abstract in abstracts:
@@ -123,7 +147,7 @@ class Labeler:
         matrix product (MiniLM, `none`: 29.7 vs 21.1 abstracts/s; README). On GPU: one worker.
         """
         if workers is None:
-            workers = 1 if torch.cuda.is_available() else len(os.sched_getaffinity(0))
+            workers = 1 if self.on_gpu else len(os.sched_getaffinity(0))
         each = functools.partial(self.label_each, relabel=relabel)
         if workers <= 1:
             yield from map(each, chunks)

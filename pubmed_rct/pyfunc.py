@@ -80,10 +80,13 @@ EXAMPLE = ("Asthma is common in children. We randomised 120 children to inhaled 
            "Symptom-free days increased with budesonide (p < 0.01). Budesonide is effective.")
 
 
-def pinned_requirements() -> list[str]:
+def pinned_requirements(model_dir: str | Path | None = None) -> list[str]:
+    """REQUIREMENTS at the installed versions, and onnxruntime where the model folder holds an ONNX file."""
     from importlib.metadata import PackageNotFoundError, version
+
+    from .onnx_inference import find
     out = []
-    for name in REQUIREMENTS:
+    for name in REQUIREMENTS + (("onnxruntime",) if model_dir and find(model_dir) else ()):
         try:
             out.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
@@ -119,7 +122,7 @@ def log_model(run_id: str, model_dir: str | Path, card: str | Path | None = None
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=SentenceRoles(), artifacts={"model_dir": str(staged)},
-                code_paths=[str(ROOT / "pubmed_rct")], pip_requirements=pinned_requirements(),
+                code_paths=[str(ROOT / "pubmed_rct")], pip_requirements=pinned_requirements(staged),
                 signature=signature(), input_example=pd.DataFrame({"text": [EXAMPLE]}))
     # log_model inside start_run ends the run as FINISHED when the block exits; evaluate sets it last.
     return info.model_uri

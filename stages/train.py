@@ -21,6 +21,7 @@ from pubmed_rct.io import atomic_path, load_params, read_json, run_stage, sectio
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
+from pubmed_rct.onnx_inference import PRECISIONS, export
 from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, load_checkpoint, train, world
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
@@ -30,7 +31,10 @@ DEPS = ["data/tokenized", "data/prepared"]
 
 def main() -> None:
     p = section(load_params(), "seed", "model", "context", "max_length", "use_downsampling", "tokenize",
-                "train", "tracking")
+                "train", "tracking", "export")
+    onnx = (p["export"] or {}).get("onnx")
+    if onnx not in (*PRECISIONS, "none"):
+        raise ValueError(f"params.yaml export.onnx: {onnx!r} is not one of {', '.join(PRECISIONS)}, none")
     rank, world_size = world()
     config = TrainConfig.from_params(p["train"], p["seed"])
     mode, labels, source = p["context"], read_labels(LABELS), read_json(SOURCE)
@@ -54,10 +58,11 @@ def main() -> None:
     lock = lifetime.exclusive(tracking.project_home() / ".dvc" / "tmp" / f"train-{key}.lock",  # beside DVC's own
                               "training with these params and data")
     with lock if rank == 0 else contextlib.nullcontext():
-        train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt, rank)
+        train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt, rank, onnx)
 
 
-def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt: Path, rank: int) -> None:
+def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt: Path, rank: int,
+                onnx: str) -> None:
     """Resume or start the MLflow run, train, write the outputs; the run ends FAILED (KILLED when stopped) if
     anything fails, and FINISHED once the outputs are written (evaluate reopens it)."""
     saved = load_checkpoint(ckpt / "state.pt")
@@ -70,7 +75,7 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
         if run_id:
             tracking.quick_http_failures()
             sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
-        result = fit(p, config, mode, labels, source, examples, val, val_rows, ckpt, saved, carry, sender)
+        result = fit(p, config, mode, labels, source, examples, val, val_rows, ckpt, saved, carry, sender, onnx)
         if rank != 0:
             return
         weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
@@ -103,8 +108,10 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
         raise
 
 
-def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender) -> dict:
-    """Build the model, train it (from the checkpoint `saved` if any), save it to models/model."""
+def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender,
+        onnx: str) -> dict:
+    """Build the model, train it (from the checkpoint `saved` if any), save it to models/model with its ONNX
+    Runtime file for CPU inference (export.onnx; docs/predict.md)."""
     rank = world()[0]
     transformers.set_seed(config.seed)
     tokenizer = load_tokenizer(str(p["model"]))
@@ -137,6 +144,11 @@ def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, sa
         with atomic_path(MODEL) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            if onnx != "none":
+                start = time.monotonic()
+                file = export(tmp, onnx)
+                print(f"train: {file.name} written for CPU inference ({file.stat().st_size / 2 ** 20:.1f} MiB, "
+                      f"{time.monotonic() - start:.0f} s)")
     return result
 
 

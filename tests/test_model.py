@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pubmed_rct.encoding import build_examples
-from pubmed_rct.model import pack, predict_proba
+from pubmed_rct.model import cut_wide, pack, predict_proba
 
 
 def abstract_examples():
@@ -24,6 +24,13 @@ def test_abstracts_are_packed_up_to_the_sentence_budget():
     batches = pack(list(range(len(examples))), weights, 7)
     assert [[weights[i] for i in b] for b in batches] == [[1, 2, 3], [4], [5], [6]]
     assert pack(list(range(len(examples))), weights, 1)[-1] == [5]  # one abstract past the budget: alone
+
+
+def test_a_cpu_batch_is_cut_where_padding_to_its_longest_would_cost_more_than_a_quarter():
+    lengths = [12, 14, 15, 19, 24, 30, 31, 60]  # a 10-sentence abstract's kind of spread, sorted
+    parts = cut_wide(list(range(len(lengths))), lengths, 1.25)
+    assert [[lengths[i] for i in p] for p in parts] == [[12, 14, 15], [19], [24, 30], [31], [60]]
+    assert [i for p in parts for i in p] == list(range(len(lengths)))  # every item once, in order
 
 
 def test_probabilities_do_not_depend_on_the_batch(tmp_path):

@@ -104,6 +104,9 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     assert train["train_samples_per_second"] > 0 and train["train_loss"] > 0
     baseline = json.loads(run(["git", "show", "HEAD:metrics/eval.json"], project).stdout)
     assert baseline["test_micro_f1"] > 0.9 and baseline["val_macro_f1"] > 0.9  # the tiny model learned the roles
+    # #24: the model folder holds its int8 ONNX file, and evaluate scored it on test beside PyTorch
+    assert (project / "models/model/model.int8.onnx").is_file()
+    assert baseline["test_onnx_agreement"] > 0.95 and baseline["test_onnx_micro_f1"] > 0.9
     import mlflow
     logged = mlflow.MlflowClient(tracking_uri=train["mlflow_tracking_uri"]).get_run(train["mlflow_run_id"]).data
     assert (logged.params["data_source"], logged.params["data_revision"], logged.params["data_commit"]) == (

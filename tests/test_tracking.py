@@ -261,8 +261,11 @@ def test_each_evaluated_model_is_a_registered_version_with_its_lineage_and_card(
     assert info.signature.inputs.input_names() == ["text"]
     assert "label" in info.signature.outputs.input_names()
     reqs = open(mlflow.pyfunc.get_model_dependencies("models:/pubmed-rct/2")).read().split()
+    import onnxruntime
     import torch
     assert f"torch=={torch.__version__}" in reqs and all("==" in r for r in reqs if not r.startswith("-"))
+    # #24: the model carries its int8 ONNX file, and serving it needs onnxruntime
+    assert (folder / "model.int8.onnx").is_file() and f"onnxruntime=={onnxruntime.__version__}" in reqs
 
 
 def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, mlflow_uri, tmp_path):
@@ -295,6 +298,14 @@ def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, 
             urllib.request.urlopen(req, timeout=120)
         assert refused.value.code == 400 and "surrogates not allowed" in json.loads(refused.value.read())["message"]
     rows, bad = answer["predictions"][:2], answer["predictions"][2:]
+    import mlflow
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_uri)  # the model the server loaded, through the same pyfunc: ONNX Runtime (#24)
+    try:
+        served = mlflow.pyfunc.load_model("models:/pubmed-rct@champion").unwrap_python_model().labeler
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert served.backend == "onnx" and served.model.precision == "int8"
     assert [row["label"] for row in rows] == ["METHODS", "CONCLUSIONS"] and [row["input"] for row in rows] == [0, 0]
     # #22 item 3: a row that cannot be labelled is named in that row, the others are labelled
     assert len(bad) == 1 and bad[0]["input"] == 1 and "row 1: the text is empty" in bad[0]["error"]

@@ -1,0 +1,112 @@
+"""CPU inference through ONNX Runtime (#24): the train stage's int8 file, its labels against PyTorch's, the
+fallback to PyTorch, and export-onnx for a model folder that has none."""
+import json
+import logging
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ABSTRACT, CORPUS, ROLES, ROOT, run
+from pubmed_rct.abstracts import abstracts_of, read_text_file
+from pubmed_rct.model import build_model, load_tokenizer, load_trained, trained_config
+from pubmed_rct.onnx_inference import OnnxModel, export, find
+from pubmed_rct.predict import Labeler
+
+PREDICT = [sys.executable, "-m", "pubmed_rct", "predict"]
+
+
+def without_onnx(model_dir, dest):
+    """A copy of a model folder as one trained before the train stage wrote ONNX files."""
+    shutil.copytree(model_dir, dest, ignore=shutil.ignore_patterns("*.onnx"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def abstract_model(tmp_path_factory, tiny_bert):
+    """A context-abstract model folder (its head untrained: the comparison needs its logits, not good labels)."""
+    folder = tmp_path_factory.mktemp("abstract-model")
+    model = build_model(str(tiny_bert), ROLES, "abstract")
+    model.config.number_form = "digits"
+    model.save_pretrained(folder)
+    load_tokenizer(str(tiny_bert)).save_pretrained(folder)
+    export(folder, "int8")
+    return folder
+
+
+def test_the_train_stage_writes_an_int8_file_and_the_labeler_uses_it(sentence_model):
+    assert find(sentence_model) == sentence_model / "model.int8.onnx"
+    assert not list(sentence_model.glob(".onnx-*"))  # its temporary folder is gone
+    labeler = Labeler.load(sentence_model)
+    assert labeler.backend == "onnx" and labeler.model.precision == "int8"
+    assert [s["label"] for s in labeler.label([ABSTRACT])[0]] == ROLES
+
+
+@pytest.mark.parametrize("mode", ["none", "abstract"])
+def test_onnx_probabilities_match_pytorch_and_labels_agree_wherever_the_error_is_below_the_margin(
+        mode, sentence_model, abstract_model, tmp_path, capsys):
+    folder = sentence_model if mode == "none" else abstract_model
+    rows = read_text_file(CORPUS / "test.txt")
+    split = [[rows[i]["text"] for i in g] for g in abstracts_of(rows)]
+    config, _, labels = trained_config(folder)
+    tokenizer = load_tokenizer(str(folder))
+    torch_fp32 = Labeler(load_trained(folder)[0], tokenizer, mode, labels, precision="fp32")
+    reference = np.array([[s["probabilities"][l] for l in labels]
+                          for a in torch_fp32.label_sentences(split) for s in a])
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    for precision, bound in (("fp32", 1e-3), ("int8", 0.05)):
+        file = export(folder, precision, tmp_path) if precision == "fp32" else find(folder)
+        onnx = Labeler(OnnxModel(file, config), tokenizer, mode, labels)
+        probs = np.array([[s["probabilities"][l] for l in labels] for a in onnx.label_sentences(split) for s in a])
+        error = np.abs(probs - reference).max(axis=1)  # each sentence's largest probability error
+        # where no probability moved by half the gap between the two best, the best cannot change
+        safe = margin > 2 * error + 1e-4  # (+ the 4 decimals the probabilities are rounded to)
+        agree = probs.argmax(1) == reference.argmax(1)
+        with capsys.disabled():
+            print(f"\n{mode} ORT {precision}: max probability error {error.max():.4f} (bound {bound}); labels agree "
+                  f"on {agree.mean():.2%} of {len(agree)} sentences, on all {safe.sum()} whose margin exceeds "
+                  "twice the error")
+        assert error.max() < bound
+        assert agree[safe].all() and safe.mean() > 0.5
+
+
+def test_no_onnx_file_is_pytorch_with_one_log_line(sentence_model, tmp_path, caplog):
+    old = without_onnx(sentence_model, tmp_path / "old")
+    with caplog.at_level(logging.WARNING, logger="pubmed_rct.predict"):
+        labeler = Labeler.load(old)
+    assert labeler.backend == "torch"
+    [record] = caplog.records
+    assert record.getMessage() == (f"inference through PyTorch: {old} holds no ONNX file "
+                                   f"(`python -m pubmed_rct export-onnx {old}` writes one)")
+    assert [s["label"] for s in labeler.label([ABSTRACT])[0]] == ROLES
+
+
+def test_onnxruntime_missing_is_pytorch_with_one_log_line(sentence_model, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    with caplog.at_level(logging.WARNING, logger="pubmed_rct.predict"):
+        labeler = Labeler.load(sentence_model)
+    assert labeler.backend == "torch"
+    [record] = caplog.records
+    assert record.getMessage().startswith("inference through PyTorch: onnxruntime cannot be imported")
+
+
+def test_backend_flags_choose_the_path_and_onnx_without_a_file_is_refused(sentence_model, tmp_path):
+    old = without_onnx(sentence_model, tmp_path / "old")
+    assert Labeler.load(sentence_model, "torch").backend == "torch"
+    r = run([*PREDICT, "--model", str(old), "--backend", "onnx", ABSTRACT], ROOT, check=False)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"error: --backend onnx: {old} holds no ONNX file (`python -m pubmed_rct export-onnx {old}` writes one)")
+    out = run([*PREDICT, "--model", str(sentence_model), "--backend", "torch", "--format", "json", ABSTRACT], ROOT)
+    assert [s["label"] for s in json.loads(out.stdout)["sentences"]] == ROLES
+
+
+def test_export_onnx_adds_the_file_to_an_older_model_folder(sentence_model, tmp_path):
+    old = without_onnx(sentence_model, tmp_path / "old")
+    r = run([sys.executable, "-m", "pubmed_rct", "export-onnx", str(old)], ROOT)
+    assert r.stdout.startswith(f"export-onnx: wrote {old / 'model.int8.onnx'} (")
+    assert sorted(p.name for p in old.iterdir()) == sorted(p.name for p in sentence_model.iterdir())
+    out = run([*PREDICT, "--model", str(old), "--format", "json", ABSTRACT], ROOT)
+    assert "inference through PyTorch" not in out.stderr
+    assert [s["label"] for s in json.loads(out.stdout)["sentences"]] == ROLES
