@@ -65,6 +65,12 @@ def one_run(args, splits, labels, tok, mode: str, seed: int, strategy: str = "ba
                              class_weights=weighting)
         result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
     train_s = time.perf_counter() - start
+    if args.save:  # a model folder as the train stage writes it (benchmarks/onnx_quality.py reads it)
+        model.config.sentence_max_length, model.config.context_max_length = args.max_length, args.context_max_length
+        model.config.number_form = "digits"  # nicta's text as it is
+        out = Path(args.save) / f"{mode}-{strategy}-seed{seed}"
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
     start = time.perf_counter()
     rows, probs = predict_proba(model, test_ex, mode, tok.pad_token_id, 256)
     predict_s = time.perf_counter() - start
@@ -112,6 +118,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto: bf16 autocast on GPU, fp32 on CPU | bf16 | fp32")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N abstracts of each split (smoke test)")
     ap.add_argument("--json", help="also write every run here")
+    ap.add_argument("--save", help="also save each trained model in this folder, as MODE-STRATEGY-seedN")
     args = ap.parse_args()
 
     splits, _ = read_text_source(args.data)
