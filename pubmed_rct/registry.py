@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import time
 from pathlib import Path
 
 from .tracking import embedded_uri, project_home, tracking_uri
@@ -120,7 +119,6 @@ def promote(name: str, metric: str, version: str | None = None, force: bool = Fa
     with _promotion_lock(name):
         candidate = best_version(name, metric) if best else version_of(name, version)
         champion = _champion(name)
-        time.sleep(float(os.environ.get("PUBMED_RCT_PROMOTE_DELAY_S", 0)))  # tests widen the read-to-write window
         cand_value = _value(candidate, metric)
         champ_value = _value(champion, metric) if champion else None
         if not force:  # refused, saying why, when a metric is missing

@@ -38,6 +38,15 @@ class TrackingError(RuntimeError):
     pass
 
 
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What a failing or unreachable MLflow store raises: MLflow's own errors, HTTP failures (requests), the
+    network and the disk (OSError), and TrackingError. A bug (TypeError, KeyError, ...) is none of them, and
+    surfaces as itself instead of as "the server is down"."""
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
+    return MlflowException, RequestException, OSError, TrackingError
+
+
 def check_server(uri: str) -> None:
     """Fail fast, before training, when a tracking server is unreachable or refuses the credentials."""
     if not uri.startswith(("http://", "https://")):

@@ -14,7 +14,6 @@ import math
 import os
 import random
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -181,7 +180,6 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     loss_weights = class_weights(label_counts(examples, model.config.num_labels), config.class_weights)
     step = make_step(model, optimizer, scheduler, config, mode, pad_id, device, dtype, rank, world_size, loss_weights)
 
-    kill_at = int(os.environ.get("PUBMED_RCT_KILL_AT_STEP", "0"))  # tests: a real SIGKILL after a checkpoint
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -224,8 +222,6 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
                     _save_checkpoint(ckpt, model, optimizer, scheduler, state, rng, carry)
                 if world_size > 1:
                     dist.barrier()
-                if kill_at and state["step"] >= kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
         if on_epoch_end is not None and rank == 0:
             model.eval()
             on_epoch_end(model, epoch + 1, state["step"])

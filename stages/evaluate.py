@@ -123,7 +123,7 @@ def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dic
                   f"`python -m pubmed_rct promote` makes it @{registry.CHAMPION} if it beats the champion")
         tracking.finish(run_id)
         print(f"evaluate: logged to MLflow run {run_id} at {tracking.tracking_uri()}")
-    except Exception as e:  # noqa: BLE001
+    except (*tracking.store_errors(), registry.RegistryError) as e:
         write_card(None)
         if p.get("required", True):
             raise tracking.TrackingError(f"logging to MLflow failed: {e}\nThe metrics files are written; "

@@ -102,7 +102,7 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
                     sender.close(wait_s=5)  # its thread stops writing first: one writer to the store
                 try:
                     tracking.end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-                except Exception as err:  # noqa: BLE001 - the original failure is the one to report
+                except tracking.store_errors() as err:  # the original failure is the one to report
                     print(f"WARNING: MLflow run {run_id} could not be ended ({type(err).__name__}: {err}); the "
                           "next train ends or resumes it", file=sys.stderr)
         raise
@@ -173,7 +173,7 @@ def start_tracking(p: dict, logged: dict, uri: str, resumed: str | None, marker:
         run_id = tracking.start_run(p["tracking"]["experiment"], logged, tags)
         write_json(marker, {"run_id": run_id})
         return run_id
-    except Exception as e:  # noqa: BLE001 - any failure to reach the store
+    except tracking.store_errors() as e:  # a bug in this code is not "the store is unreachable"
         if p["tracking"].get("required", True):
             raise tracking.TrackingError(f"{e}\nTracking is required (params.yaml tracking.required); fix the "
                                          "server or run with -S tracking.required=false") from e

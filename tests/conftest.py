@@ -182,3 +182,22 @@ ABSTRACT = ("Asthma remains a major public health problem worldwide. The objecti
             "Patients were randomly assigned to aspirin or control for 12 weeks. "
             "Pain decreased by 30 % in the aspirin group (p < 0.05). Aspirin is safe and effective for asthma.")
 ROLES = ["BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"]
+
+
+# `make test-fast` (pytest -m fast): the tests that need no service, no pipeline run and no trained model,
+# for the edit-test loop; `make test` runs them all. A test is fast unless it uses one of these fixtures or
+# lives in one of these modules (each of which starts a server, Spark, a browser or `dvc repro`).
+SLOW_FIXTURES = {"abstract_project", "app", "hub", "hub_project", "literature", "mlflow_uri", "project", "server",
+                 "store", "sentence_model", "tokenized", "tokenized_project", "tracked_project", "s3_endpoint",
+                 "tiny_bert", "scibert_like"}
+SLOW_MODULES = {"test_pipeline", "test_label_job", "test_remote", "test_web", "test_lifetime", "test_benchmarks"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fast: needs no service, pipeline run or trained model (make test-fast)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ not in SLOW_MODULES and not SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.fast)

@@ -78,13 +78,13 @@ def test_promote_errors_name_what_is_wrong(store, args, message):
 def test_two_promotions_at_once_leave_the_best_as_the_one_champion(store):
     cwd, uri, c = store
     import time
-    env = {"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT), "PATH": f"{ROOT / '.venv/bin'}:/usr/bin:/bin",
-           "PUBMED_RCT_PROMOTE_DELAY_S": "4"}  # both read the champion before either writes, unless serialised
+    env = {"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT), "PATH": f"{ROOT / '.venv/bin'}:/usr/bin:/bin"}
+    delayed = [sys.executable, str(ROOT / "tests/run_with.py"), "promote-delay=4"]  # both read @champion first
     for first, second in (("2", "3"), ("3", "2")):
         c.set_registered_model_alias("pubmed-rct", "champion", "1")
         procs = []
         for v in (first, second):
-            procs.append(subprocess.Popen([sys.executable, "-m", "pubmed_rct", "promote", "--version", v], cwd=cwd,
+            procs.append(subprocess.Popen([*delayed, "-m", "pubmed_rct", "promote", "--version", v], cwd=cwd,
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
             time.sleep(1)
         outs = [p.communicate(timeout=300) for p in procs]

@@ -345,3 +345,31 @@ def test_tracking_server_takes_only_literal_loopback_addresses_as_loopback(tmp_p
             check=False, timeout=60)
     assert r.returncode == 2 and f"binding {host} exposes the server; set MLFLOW_ALLOWED_HOSTS" in r.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_evaluate_names_an_unreachable_store_but_lets_a_bug_surface_as_itself(monkeypatch, capsys):
+    """#25: evaluate's MLflow guard catches what a failing store raises, not every Exception."""
+    import importlib.util
+    import requests
+    from pubmed_rct import tracking
+    spec = importlib.util.spec_from_file_location("evaluate_stage", ROOT / "stages/evaluate.py")
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    cards = []
+    log = lambda required: evaluate.log_to_mlflow({"required": required}, {"source": "x"}, {}, {}, {},  # noqa: E731
+                                                  cards.append)
+
+    def down(uri):
+        raise requests.ConnectionError("connection refused")
+    monkeypatch.setattr(tracking, "check_server", down)
+    with pytest.raises(tracking.TrackingError, match="logging to MLflow failed: connection refused"):
+        log(True)
+    log(False)
+    assert "WARNING: MLflow unavailable (connection refused); nothing was logged." in capsys.readouterr().err
+    assert cards == [None, None]  # the card is written either way
+
+    def bug(uri):
+        raise TypeError("a bug in this project")
+    monkeypatch.setattr(tracking, "check_server", bug)
+    with pytest.raises(TypeError, match="a bug in this project"):
+        log(False)

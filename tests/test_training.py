@@ -5,8 +5,10 @@ import signal
 import pytest
 import torch
 
-from conftest import make_project, run, set_params
+from conftest import ROOT, make_project, run, set_params
 from pubmed_rct.training import epoch_batches
+
+RUN_WITH = str(ROOT / "tests/run_with.py")  # a test's fault injected into the real stage (tests/run_with.py)
 
 FAST = {"train.checkpoint_every_steps": 5, "tracking.required": False}
 
@@ -50,7 +52,7 @@ def test_killed_mid_epoch_resumes_from_the_checkpoint_to_the_same_result(tokeniz
     whole, killed = tokenized("whole"), tokenized("killed")
     env = {"MLFLOW_TRACKING_URI": ""}
     run(["python", "stages/train.py"], whole, env)
-    r = run(["python", "stages/train.py"], killed, {**env, "PUBMED_RCT_KILL_AT_STEP": "52"}, check=False)
+    r = run(["python", RUN_WITH, "kill-after-checkpoint=52", "stages/train.py"], killed, env, check=False)
     assert r.returncode == -signal.SIGKILL and not (killed / "metrics/train.json").exists()
     assert len(list((killed / "checkpoints").glob("*/state.pt"))) == 1
     r = run(["python", "stages/train.py"], killed, env)
@@ -246,7 +248,7 @@ def test_two_processes_killed_mid_epoch_resume_each_ranks_random_state(tokenized
     env = {"MLFLOW_TRACKING_URI": "", "OMP_NUM_THREADS": "1"}
     torchrun = LAUNCHERS["torchrun"]
     run([*torchrun, "stages/train.py"], whole, env)
-    r = run([*torchrun, "stages/train.py"], killed, {**env, "PUBMED_RCT_KILL_AT_STEP": "52"}, check=False)
+    r = run([*torchrun, RUN_WITH, "kill-after-checkpoint=52", "stages/train.py"], killed, env, check=False)
     assert r.returncode != 0 and not (killed / "metrics/train.json").exists()
     saved = torch.load(next((killed / "checkpoints").glob("*/state.pt")), weights_only=False)
     assert len(saved["rng"]) == 2 and not torch.equal(saved["rng"][0]["cpu"], saved["rng"][1]["cpu"])
@@ -417,7 +419,7 @@ def test_an_unreadable_checkpoint_is_named_and_training_starts_over(tokenized):
     """#22 row 30: a truncated state.pt made every rerun fail with "PytorchStreamReader failed reading zip
     archive", the file unnamed."""
     p = tokenized("p")
-    r = run(["python", "stages/train.py"], p, {**EMBEDDED, "PUBMED_RCT_KILL_AT_STEP": "52"}, check=False)
+    r = run(["python", RUN_WITH, "kill-after-checkpoint=52", "stages/train.py"], p, EMBEDDED, check=False)
     assert r.returncode == -signal.SIGKILL
     [state] = (p / "checkpoints").glob("*/state.pt")
     state.write_bytes(state.read_bytes()[:1000])

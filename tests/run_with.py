@@ -1,0 +1,54 @@
+"""Run a script or module as `python ...` would, with a test's fault injected first, so that production code
+carries no test hooks:
+
+  python tests/run_with.py kill-after-checkpoint=52 stages/train.py     # SIGKILL once a checkpoint >= step 52 is saved
+  python tests/run_with.py promote-delay=4 -m pubmed_rct promote ...    # 4 s between reading @champion and writing it
+
+Works under torchrun too (`torchrun ... tests/run_with.py kill-after-checkpoint=52 stages/train.py`); the fault is
+patched into the project found from the current directory, as the stage scripts import it.
+"""
+import os
+import runpy
+import signal
+import sys
+import time
+
+
+def kill_after_checkpoint(step: str) -> None:
+    """A real SIGKILL right after the first checkpoint at or past `step` is on disk (rank 0 saves it; torchrun
+    then ends the other ranks)."""
+    from pubmed_rct import training
+    save = training._save_checkpoint
+
+    def save_then_die(ckpt, model, optimizer, scheduler, state, *args, **kwargs):
+        save(ckpt, model, optimizer, scheduler, state, *args, **kwargs)
+        if state["step"] >= int(step):
+            os.kill(os.getpid(), signal.SIGKILL)
+    training._save_checkpoint = save_then_die
+
+
+def promote_delay(seconds: str) -> None:
+    """Widen promote's read-to-write window: two promotions then both read the champion before either writes,
+    unless the lock serialises them."""
+    from pubmed_rct import registry
+    read = registry._champion
+
+    def slow_read(*args, **kwargs):
+        champion = read(*args, **kwargs)
+        time.sleep(float(seconds))
+        return champion
+    registry._champion = slow_read
+
+
+FAULTS = {"kill-after-checkpoint": kill_after_checkpoint, "promote-delay": promote_delay}
+
+if __name__ == "__main__":
+    fault, value = sys.argv[1].split("=", 1)
+    sys.path.insert(0, os.getcwd())  # the project under test, as `python stages/x.py` and `python -m` find it
+    FAULTS[fault](value)
+    if sys.argv[2] == "-m":
+        sys.argv = [sys.argv[3], *sys.argv[4:]]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = sys.argv[2:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
