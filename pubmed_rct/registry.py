@@ -8,7 +8,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .tracking import embedded_uri, project_home, tracking_uri
+from .tracking import embedded_uri, mlflow_client, project_home, tracking_uri
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 URI_SCHEMES = ("models:/", "runs:/")
@@ -16,12 +16,6 @@ URI_SCHEMES = ("models:/", "runs:/")
 
 class RegistryError(ValueError):
     """A model name, alias, version or metric that cannot be used; the message says what to do."""
-
-
-def _client():
-    import mlflow
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.MlflowClient()
 
 
 def _check_store() -> None:
@@ -39,7 +33,7 @@ def register(model_uri: str, name: str, tags: dict) -> str:
     import mlflow  # (evaluate has checked the store already)
     mlflow.set_tracking_uri(tracking_uri())
     version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version
-    _client().set_registered_model_alias(name, CHALLENGER, version)
+    mlflow_client().set_registered_model_alias(name, CHALLENGER, version)
     return str(version)
 
 
@@ -51,7 +45,7 @@ def _not_found(e: Exception) -> bool:
 def version_of(name: str, ref: str | int | None = None):
     """A model version by number, by alias, or (ref None) the newest; RegistryError when there is none."""
     from mlflow.exceptions import MlflowException
-    client = _client()
+    client = mlflow_client()
     try:
         client.get_registered_model(name)
     except MlflowException as e:
@@ -81,7 +75,7 @@ def _value(version, metric: str) -> float | None:
     """The version's value of `metric`: its tag, else its run's metric; None when it has neither."""
     value = version.tags.get(metric)
     if value is None and version.run_id:
-        value = _client().get_run(version.run_id).data.metrics.get(metric)
+        value = mlflow_client().get_run(version.run_id).data.metrics.get(metric)
     return None if value is None else float(value)
 
 
@@ -104,7 +98,7 @@ def _promotion_lock(name: str):
 
 def best_version(name: str, metric: str):
     """The version with the highest `metric` (ties: the newest); RegistryError when none has it."""
-    scored = [(value, int(v.version), v) for v in _client().search_model_versions(f"name = '{name}'")
+    scored = [(value, int(v.version), v) for v in mlflow_client().search_model_versions(f"name = '{name}'")
               if (value := _value(v, metric)) is not None]
     if not scored:
         raise RegistryError(f"no version of {name!r} has {metric}; evaluate one first")
@@ -138,7 +132,7 @@ def promote(name: str, metric: str, version: str | None = None, force: bool = Fa
             return False, (f"{table}\nnot promoted: {metric} {cand_value:.4f} does not beat @{CHAMPION} "
                            f"v{champion.version} ({champ_value:.4f}); use --version {candidate.version} --force "
                            "to choose it anyway")
-        _client().set_registered_model_alias(name, CHAMPION, candidate.version)
+        mlflow_client().set_registered_model_alias(name, CHAMPION, candidate.version)
         why = (f"{metric} {cand_value:.4f} > {champ_value:.4f}" if champion and better else
                f"{metric} {_show(cand_value)}, the first champion" if better else "forced")
         return True, f"{table}\npromoted: {name} v{candidate.version} is now @{CHAMPION} ({why})"

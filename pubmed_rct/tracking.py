@@ -69,7 +69,8 @@ def check_server(uri: str) -> None:
         raise TrackingError(f"MLflow tracking server {uri} answered HTTP {r.status_code}: {r.text[:200]}")
 
 
-def _client():
+def mlflow_client():
+    """The one MlflowClient every module uses, on this project's tracking URI (tracking_uri)."""
     import mlflow
     mlflow.set_tracking_uri(tracking_uri())
     return mlflow.MlflowClient()
@@ -114,7 +115,7 @@ def lineage_tags(deps: list[str], dataset: str, lock: Path = Path("dvc.lock")) -
 
 def start_run(experiment: str, params: dict, tags: dict) -> str:
     """A new run with params and tags; returns its id."""
-    client = _client()
+    client = mlflow_client()
     run = client.create_run(_experiment_id(client, experiment), tags=tags,
                             run_name=os.environ.get("DVC_EXP_NAME") or None)
     log_params(run.info.run_id, params)
@@ -123,7 +124,7 @@ def start_run(experiment: str, params: dict, tags: dict) -> str:
 
 def reopen_or_start(run_id: str | None, experiment: str, params: dict, tags: dict) -> str:
     """The train stage's run, or a new one when that run cannot be found (tracking was down then)."""
-    client = _client()
+    client = mlflow_client()
     if run_id:
         try:
             client.get_run(run_id)
@@ -145,7 +146,7 @@ def _find_run(client, run_id: str):
 
 def reopen(run_id: str) -> bool:
     """Set a run of this store back to RUNNING (training resumed from a checkpoint); False if there is none."""
-    client = _client()
+    client = mlflow_client()
     if _find_run(client, run_id) is None:
         return False
     client.update_run(run_id, status="RUNNING")
@@ -155,7 +156,7 @@ def reopen(run_id: str) -> bool:
 def end_if_running(run_id: str, status: str, attempts: int = 3) -> None:
     """End a run left RUNNING by a process that was killed (nothing to do if it ended or is not here); a busy
     store (SQLite locked by another writer) is tried again, `attempts` times a second apart."""
-    client = _client()
+    client = mlflow_client()
     for attempt in range(1, attempts + 1):
         try:
             run = _find_run(client, run_id)
@@ -170,7 +171,7 @@ def end_if_running(run_id: str, status: str, attempts: int = 3) -> None:
 
 def log_params(run_id: str, params: dict) -> None:
     from mlflow.entities import Param
-    _client().log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+    mlflow_client().log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
 
 
 def _metrics(metrics: dict, step: int) -> list:
@@ -180,7 +181,7 @@ def _metrics(metrics: dict, step: int) -> list:
 
 
 def _log_batches(run_id: str, batch: list) -> None:
-    client = _client()
+    client = mlflow_client()
     for i in range(0, len(batch), 1000):  # the REST API takes at most 1,000 metrics a call
         client.log_batch(run_id, metrics=batch[i:i + 1000])
 
@@ -211,7 +212,7 @@ class MetricSender:
         self._pending: collections.deque = collections.deque()  # (sequence number, Metric)
         self._seq, self._deadline = 0, None
         self._cond = threading.Condition()
-        self._client = _client()  # imports mlflow here: importing it in two threads at once breaks
+        self._client = mlflow_client()  # imports mlflow here: importing it in two threads at once breaks
         self._thread = threading.Thread(target=self._send_loop, name="mlflow-metrics", daemon=True)
         self._thread.start()
 
@@ -291,7 +292,7 @@ class MetricSender:
 
 def missing_steps(run_id: str, key: str, steps: list[int]) -> set[int]:
     """Steps of `steps` with no value of metric `key` in the run yet."""
-    logged = {m.step for m in _client().get_metric_history(run_id, key)}
+    logged = {m.step for m in mlflow_client().get_metric_history(run_id, key)}
     return set(steps) - logged
 
 
@@ -308,7 +309,7 @@ def backfill(run_id: str, rows: list[dict], step_key: str, keys: list[str]) -> i
 
 
 def log_artifacts(run_id: str, paths: list[str | Path], artifact_path: str | None = None) -> None:
-    client = _client()
+    client = mlflow_client()
     for p in paths:
         client.log_artifact(run_id, str(p), artifact_path)
 
@@ -319,14 +320,14 @@ def log_artifact_as(run_id: str, path: str | Path, name: str) -> None:
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy2(path, Path(tmp) / name)
-        _client().log_artifact(run_id, str(Path(tmp) / name))
+        mlflow_client().log_artifact(run_id, str(Path(tmp) / name))
 
 
 def set_tags(run_id: str, tags: dict) -> None:
-    client = _client()
+    client = mlflow_client()
     for k, v in tags.items():
         client.set_tag(run_id, k, str(v))
 
 
 def finish(run_id: str, status: str = "FINISHED") -> None:
-    _client().set_terminated(run_id, status)
+    mlflow_client().set_terminated(run_id, status)
