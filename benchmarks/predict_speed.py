@@ -61,7 +61,8 @@ def labeler_for(folder: str, path: str):
 def breakdown(labeler, text: str) -> dict:
     """Seconds of each step of one abstract, as Labeler.label runs them."""
     from pubmed_rct.encoding import build_examples
-    from pubmed_rct.model import CPU_WIDTH, collate, cut_wide, predict_proba
+    from pubmed_rct.batching import CPU_WIDTH, collate, cut_wide
+    from pubmed_rct.model import predict_proba
     from pubmed_rct.predict import split_sections
     t0 = time.perf_counter()
     sentences = [s for _, _, s in split_sections(text)]

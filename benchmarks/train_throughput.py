@@ -30,7 +30,8 @@ import torch
 
 from pubmed_rct.abstracts import read_text_file
 from pubmed_rct.encoding import build_examples, tokenize_sentences
-from pubmed_rct.model import cpu_has_bf16, device_and_dtype, padded_width
+from pubmed_rct.batching import padded_width
+from pubmed_rct.model import cpu_has_bf16, device_and_dtype
 from pubmed_rct.training import TrainConfig, epoch_batches, make_optimizer, make_step
 
 SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),

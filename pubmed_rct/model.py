@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batching import CPU_WIDTH, collate, cut_wide, pack
 from .encoding import check_mode
 
 CONTEXT_ATTR = "sentence_context"  # stored in config.json, so a model can never meet input of another mode
@@ -118,33 +119,6 @@ def attention_mask(model, mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def padded_width(examples: list[dict], multiple: int) -> int:
-    """The batch's longest input, rounded up to a multiple of `multiple`: the batch's shape on the device."""
-    return -(-max(len(e["input_ids"]) for e in examples) // multiple) * multiple
-
-
-def collate(examples: list[dict], pad_id: int, multiple: int, device: torch.device | None = None) -> dict:
-    """Pad a batch to the next multiple of `multiple` (a few fixed shapes), flatten classified positions."""
-    width = padded_width(examples, multiple)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    pos_batch, pos_token, labels = [], [], []
-    for i, e in enumerate(examples):
-        n = len(e["input_ids"])
-        ids[i, :n] = torch.as_tensor(e["input_ids"])
-        mask[i, :n] = 1
-        pos_batch.extend([i] * len(e["positions"]))
-        pos_token.extend(e["positions"])
-        labels.extend(e["labels"])
-    batch = {"input_ids": ids, "attention_mask": mask, "pos_batch": torch.as_tensor(pos_batch),
-             "pos_token": torch.as_tensor(pos_token), "labels": torch.as_tensor(labels)}
-    if device is not None and device.type == "cuda":
-        batch = {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-    elif device is not None:
-        batch = {k: v.to(device) for k, v in batch.items()}
-    return batch
-
-
 @torch.inference_mode()
 def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_size: int = 256,
                   precision: str = "auto", multiple: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -177,36 +151,3 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, model.config.num_labels), dtype=np.float32)
     return np.asarray(rows), torch.cat(probs).numpy()
-
-
-CPU_WIDTH = 1.25  # MiniLM int8, one 10-sentence abstract: 40 ms padded to the longest, 28 ms cut at 1.25
-
-
-def cut_wide(batch: list[int], lengths: list[int], ratio: float) -> list[list[int]]:
-    """A batch sorted by length, cut wherever an item is longer than `ratio` times the first of its part."""
-    parts: list[list[int]] = []
-    for i in batch:
-        if parts and lengths[i] <= ratio * lengths[parts[-1][0]]:
-            parts[-1].append(i)
-        else:
-            parts.append([i])
-    return parts
-
-
-def pack(order: list[int], weights: list[int], budget: int, min_items: int = 1) -> list[list[int]]:
-    """Consecutive items of `order` in batches of at most `budget` weight (labelled sentences), each with
-    at least `min_items` items (one past the budget if need be); a tail too small joins the batch before."""
-    batches: list[list[int]] = []
-    batch: list[int] = []
-    filled = 0
-    for i in order:
-        if batch and filled + weights[i] > budget and len(batch) >= min_items:
-            batches.append(batch)
-            batch, filled = [], 0
-        batch.append(i)
-        filled += weights[i]
-    if batches and len(batch) < min_items:
-        batches[-1].extend(batch)
-    elif batch:
-        batches.append(batch)
-    return batches

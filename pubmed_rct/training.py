@@ -14,9 +14,7 @@ import math
 import os
 import random
 import shutil
-import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -26,8 +24,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from . import checkpoints
+from .batching import collate, pack
 from .encoding import IGNORE
-from .model import collate, device_and_dtype, pack, sentence_logits
+from .graphs import graphed_step, use_cuda_graphs
+from .model import device_and_dtype, sentence_logits
 from .sampling import class_weights
 
 
@@ -120,28 +121,13 @@ def fingerprint(config: TrainConfig, model_name: str, mode: str, data_file: Path
     return h.hexdigest()[:16]
 
 
-def load_checkpoint(path: Path) -> dict | None:
-    """The checkpoint at `path`, or None: none there, or one that cannot be read (a truncated file), which is
-    named, removed and replaced by a start from scratch."""
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
-        reason = " ".join(str(e).split())[:200]
-        print(f"WARNING: checkpoint {path} cannot be read ({type(e).__name__}: {reason}); training from the "
-              "start instead", file=sys.stderr, flush=True)
-        path.unlink(missing_ok=True)
-        return None
-
-
 def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: int,
           checkpoint_dir: Path | None = None, on_log: Callable[[dict, int], None] | None = None,
           on_epoch_end: Callable[[object, int, int], None] | None = None, progress: bool = True,
           resume: dict | None = None, carry: dict | None = None) -> dict:
     """Train `model` in place; returns train_loss, train_runtime, train_samples_per_second, steps, samples.
 
-    `resume`: a checkpoint (load_checkpoint) to go on from; else the one in checkpoint_dir, if readable.
+    `resume`: a checkpoint (checkpoints.load) to go on from; else the one in checkpoint_dir, if readable.
     `carry`: the caller's own state (its MLflow run, the curve logged so far), saved with every checkpoint and
     put back from `resume`, so that a resumed run keeps what the killed one had logged."""
     rank, world_size = world()
@@ -163,7 +149,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
 
     state = {"step": 0, "loss_sum": 0.0, "samples": 0, "runtime": 0.0}
     ckpt = checkpoint_dir / "state.pt" if checkpoint_dir else None
-    saved = resume if resume is not None else load_checkpoint(ckpt) if ckpt is not None else None
+    saved = resume if resume is not None else checkpoints.load(ckpt) if ckpt is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -171,7 +157,7 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
             group["lr"], group["capturable"] = float(group["lr"]), False
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
-        restore_rng(saved["rng"], rank, world_size, device)
+        checkpoints.restore_rng(saved["rng"], rank, world_size, device)
         if carry is not None:
             carry.update(saved.get("carry", {}))
         if rank == 0:
@@ -217,9 +203,9 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
                 bar.update(1)
             if ckpt and state["step"] % config.checkpoint_every_steps == 0 and not last:
                 state["runtime"] = runtime_before + time.perf_counter() - started
-                rng = rng_states(device, world_size)  # every rank's, gathered on rank 0
+                rng = checkpoints.rng_states(device, world_size)  # every rank's, gathered on rank 0
                 if rank == 0:
-                    _save_checkpoint(ckpt, model, optimizer, scheduler, state, rng, carry)
+                    checkpoints.save(ckpt, model, optimizer, scheduler, state, rng, carry)
                 if world_size > 1:
                     dist.barrier()
         if on_epoch_end is not None and rank == 0:
@@ -311,154 +297,6 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
         return loss
 
     return step
-
-
-def use_cuda_graphs(config: TrainConfig, device: torch.device, mode: str, world_size: int) -> bool:
-    """Graphs need fixed shapes and one process: context none (32 rows × a multiple of pad_multiple), no DDP,
-    not compile's own graphs. `auto` takes them where they can run; `true` says why they cannot."""
-    why_not = ("there is no CUDA device" if device.type != "cuda" else
-               "context abstract batches change shape every step" if mode != "none" else
-               "data parallel (torchrun) runs the eager step" if world_size > 1 else
-               "train.compile reduce-overhead makes graphs of its own" if config.compile == "reduce-overhead" else None)
-    if config.cuda_graphs == "true" and why_not:
-        print(f"train.cuda_graphs: true, but {why_not}: training without CUDA graphs", flush=True)
-    return config.cuda_graphs != "false" and why_not is None
-
-
-def graphed_step(update: Callable, model, params: list, optimizer, scheduler, pad_id: int, multiple: int,
-                 device: torch.device, max_graphs: int = 32) -> Callable[[list[dict]], torch.Tensor]:
-    """The step as CUDA graphs, one per batch shape (rows, padded length), captured the first time a shape
-    comes; a replay launches the whole step at once, so the GPU never waits for Python.
-
-    Before a capture the step runs twice eagerly (cuBLAS, AdamW state), then model and optimizer are put
-    back exactly as they were: capturing never changes the weights. Gradients stay allocated (zeroed inside
-    the graph), the learning rate is a device tensor the scheduler fills, the loss scale (1 / labelled
-    sentences) is computed on the device. All graphs share one memory pool; a replay's loss is copied out
-    before the next replay can overwrite it, so sharing is safe and callers may keep the losses. A shape
-    past `max_graphs` runs the same step eagerly.
-    """
-    for group in optimizer.param_groups:
-        group["capturable"] = True
-        group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
-    graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, dict, torch.Tensor]] = {}
-    pool = torch.cuda.graph_pool_handle()
-
-    def body(batch: dict) -> torch.Tensor:
-        grads = [p.grad for p in params if p.grad is not None]
-        if grads:
-            torch._foreach_zero_(grads)
-        scale = 1.0 / (batch["labels"] != IGNORE).sum().clamp(min=1).float()
-        return update(batch, scale)
-
-    def capture(shape: tuple[int, int]):
-        static = {"input_ids": torch.full(shape, pad_id, dtype=torch.long, device=device),
-                  "attention_mask": torch.ones(shape, dtype=torch.long, device=device),
-                  "labels": torch.zeros(shape[0], dtype=torch.long, device=device)}
-        saved = snapshot(model, optimizer)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*capturable=True.*")
-            for _ in range(2):
-                body(static)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph, pool=pool):
-                loss = body(static)
-        except RuntimeError as e:  # e.g. a model that syncs with the host inside forward
-            print(f"CUDA graph capture failed ({str(e).splitlines()[0][:200]}); training without graphs", flush=True)
-            restore(model, optimizer, saved)
-            return None
-        restore(model, optimizer, saved)
-        return graph, static, loss
-
-    def step(global_batch: list[dict]) -> torch.Tensor:
-        nonlocal max_graphs
-        batch = collate(global_batch, pad_id, multiple)
-        shape = tuple(batch["input_ids"].shape)
-        if shape not in graphs and len(graphs) < max_graphs:
-            graphs[shape] = capture(shape)
-            if graphs[shape] is None:  # no more captures
-                max_graphs = 0
-        if graphs.get(shape) is not None:
-            graph, static, loss = graphs[shape]
-            for key, value in static.items():
-                value.copy_(batch[key].pin_memory(), non_blocking=True)
-            graph.replay()
-            loss = loss.clone()  # the graph's output buffer: the next replay writes over it
-        else:
-            loss = body({k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()})
-        if scheduler is not None:
-            scheduler.step()
-        return loss
-
-    step.graphs = graphs  # for tests and benchmarks: the shapes captured so far
-    return step
-
-
-def snapshot(model, optimizer) -> dict:
-    """Copies of the weights and the optimizer's state, to be put back in place by `restore`."""
-    return {"params": [p.detach().clone() for p in model.parameters()],
-            "state": {p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
-                      for p, st in optimizer.state.items()}}
-
-
-def restore(model, optimizer, saved: dict) -> None:
-    """Put weights and optimizer state back into the same tensors (graphs hold their addresses); state
-    created since the snapshot goes back to what AdamW starts from: zeros."""
-    with torch.no_grad():
-        for p, copy in zip(model.parameters(), saved["params"]):
-            p.copy_(copy)
-        for p, st in optimizer.state.items():
-            for k, v in st.items():
-                if not torch.is_tensor(v):
-                    continue
-                if p in saved["state"]:
-                    v.copy_(saved["state"][p][k])
-                else:
-                    v.zero_()
-        for p in model.parameters():
-            if p.grad is not None:
-                p.grad.zero_()
-
-
-def rng_states(device: torch.device, world_size: int) -> list[dict]:
-    """The random states training draws from (dropout): the CPU generator and, on a GPU, the CUDA generator of
-    this process's device; one entry per rank, gathered to every rank (only rank 0 saves them)."""
-    mine = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        mine["cuda"] = torch.cuda.get_rng_state(device)
-    if world_size == 1:
-        return [mine]
-    states: list = [None] * world_size
-    dist.all_gather_object(states, mine)
-    return states
-
-
-def restore_rng(saved, rank: int, world_size: int, device: torch.device) -> None:
-    """Put this rank's generators back where they were at the checkpoint, so a resumed run draws the same
-    dropout masks as an uninterrupted one. A checkpoint of another world size cannot be matched: said once."""
-    if torch.is_tensor(saved):  # checkpoints written before per-rank states: rank 0's CPU state only
-        saved = [{"cpu": saved}]
-    if len(saved) != world_size:
-        if rank == 0:
-            print(f"checkpoint written by {len(saved)} process(es), resumed by {world_size}: weights and schedule "
-                  "resume exactly, dropout draws do not", flush=True)
-        return
-    torch.set_rng_state(saved[rank]["cpu"])
-    if device.type == "cuda" and "cuda" in saved[rank]:
-        torch.cuda.set_rng_state(saved[rank]["cuda"], device)
-
-
-def _save_checkpoint(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict],
-                     carry: dict | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng,
-                "carry": {k: list(v) if isinstance(v, list) else v for k, v in (carry or {}).items()}}, tmp)
-    os.replace(tmp, path)
 
 
 def examples_from_table(table) -> list[dict]:

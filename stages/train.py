@@ -15,14 +15,14 @@ import time
 
 import transformers
 
-from pubmed_rct import lifetime, tracking
+from pubmed_rct import checkpoints, lifetime, tracking
 from pubmed_rct.abstracts import read_split, read_table
 from pubmed_rct.io import atomic_path, load_params, read_json, run_stage, section, write_json, write_text
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.onnx_inference import PRECISIONS, export
-from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, load_checkpoint, train, world
+from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
@@ -65,7 +65,7 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
                 onnx: str) -> None:
     """Resume or start the MLflow run, train, write the outputs; the run ends FAILED (KILLED when stopped) if
     anything fails, and FINISHED once the outputs are written (evaluate reopens it)."""
-    saved = load_checkpoint(ckpt / "state.pt")
+    saved = checkpoints.load(ckpt / "state.pt")
     carry = {"run_id": None, "curve": [], "epochs": [], **(saved or {}).get("carry", {})}
     run_id, uri, sender = None, tracking.tracking_uri(), None
     if rank == 0:

@@ -17,14 +17,14 @@ import time
 def kill_after_checkpoint(step: str) -> None:
     """A real SIGKILL right after the first checkpoint at or past `step` is on disk (rank 0 saves it; torchrun
     then ends the other ranks)."""
-    from pubmed_rct import training
-    save = training._save_checkpoint
+    from pubmed_rct import checkpoints
+    save = checkpoints.save
 
     def save_then_die(ckpt, model, optimizer, scheduler, state, *args, **kwargs):
         save(ckpt, model, optimizer, scheduler, state, *args, **kwargs)
         if state["step"] >= int(step):
             os.kill(os.getpid(), signal.SIGKILL)
-    training._save_checkpoint = save_then_die
+    checkpoints.save = save_then_die
 
 
 def promote_delay(seconds: str) -> None:

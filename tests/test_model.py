@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pubmed_rct.encoding import build_examples
-from pubmed_rct.model import cut_wide, pack, predict_proba
+from pubmed_rct.batching import cut_wide, pack
+from pubmed_rct.model import predict_proba
 
 
 def abstract_examples():
@@ -51,7 +52,8 @@ def test_the_forward_never_asks_whether_a_batch_has_padding(monkeypatch):
     import transformers.masking_utils as masking
     from transformers import BertConfig, BertForSequenceClassification
 
-    from pubmed_rct.model import collate, sentence_logits
+    from pubmed_rct.batching import collate
+    from pubmed_rct.model import sentence_logits
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2,
                                                      num_attention_heads=2, intermediate_size=64, num_labels=5)).eval()

@@ -105,7 +105,8 @@ def test_capture_warmup_is_undone_exactly(tiny_bert):
     weights and AdamW state as if that never happened (also when AdamW had no state yet)."""
     import torch
     from transformers import AutoModelForSequenceClassification
-    from pubmed_rct.training import TrainConfig, make_optimizer, make_step, restore, snapshot
+    from pubmed_rct.graphs import restore, snapshot
+    from pubmed_rct.training import TrainConfig, make_optimizer, make_step
 
     config = TrainConfig(learning_rate=5e-3, batch_size=4)
     batches = [[{"input_ids": [2, 5 + i, 6 + j, 3], "positions": [0], "labels": [i % 3], "rows": [0]} for i in range(4)]
@@ -137,7 +138,8 @@ def test_capture_warmup_is_undone_exactly(tiny_bert):
 
 def test_cuda_graphs_only_where_they_can_run(capsys):
     import torch
-    from pubmed_rct.training import TrainConfig, use_cuda_graphs
+    from pubmed_rct.graphs import use_cuda_graphs
+    from pubmed_rct.training import TrainConfig
     cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
     auto = TrainConfig(cuda_graphs="auto")
     assert use_cuda_graphs(auto, cuda, "none", 1)
