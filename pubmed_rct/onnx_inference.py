@@ -18,6 +18,7 @@ import copy
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -92,6 +93,18 @@ def export(model_dir: str | Path, precision: str = "int8", out_dir: str | Path |
         onnx.checker.check_model(str(staged))
         os.replace(staged, target)
     return target
+
+
+def export_or_warn(model_dir: str | Path, precision: str, retry_dir: str) -> Path | None:
+    """export, for the train stage: a model that cannot be exported is still saved (PyTorch serves it), with a
+    warning that names the error and the command that tries again, instead of losing the trained weights."""
+    try:
+        return export(model_dir, precision)
+    except Exception as e:  # noqa: BLE001 - torch.onnx, onnx and onnxruntime raise many kinds; the weights matter more
+        print(f"WARNING: the ONNX export failed ({type(e).__name__}: {' '.join(str(e).split())[:300]}); the model "
+              f"is saved without it and runs through PyTorch. `python -m pubmed_rct export-onnx {retry_dir}` tries "
+              "again.", file=sys.stderr)
+        return None
 
 
 def _per_token(model) -> bool:

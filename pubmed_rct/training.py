@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -27,7 +26,6 @@ import torch.nn.functional as F
 from . import checkpoints
 from .batching import collate, pack
 from .encoding import IGNORE
-from .graphs import graphed_step, use_cuda_graphs
 from .model import device_and_dtype, sentence_logits
 from .sampling import class_weights
 
@@ -255,6 +253,12 @@ def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
     return get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
 
 
+def _graphs():
+    """The CUDA-graph step (graphs.py), imported only when train.cuda_graphs asks for it."""
+    from . import graphs
+    return graphs
+
+
 def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_id: int, device: torch.device,
               dtype: torch.dtype | None, rank: int = 0, world_size: int = 1,
               weights: list[float] | None = None) -> Callable[[list[dict]], torch.Tensor]:
@@ -267,7 +271,7 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
     if config.compile in ("true", "reduce-overhead") or (config.compile == "auto" and device.type == "cuda"):
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         net = torch.compile(net, mode="reduce-overhead" if config.compile == "reduce-overhead" else None)
-    graphs = use_cuda_graphs(config, device, mode, world_size)
+    graphs = config.cuda_graphs != "false" and _graphs().use_cuda_graphs(config, device, mode, world_size)
     params = [p for p in model.parameters() if p.requires_grad]
 
     def update(batch: dict, scale) -> torch.Tensor:
@@ -284,7 +288,7 @@ def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_i
         return loss.detach()
 
     if graphs:
-        return graphed_step(update, model, params, optimizer, scheduler, pad_id, config.pad_multiple, device)
+        return _graphs().graphed_step(update, model, params, optimizer, scheduler, pad_id, config.pad_multiple, device)
 
     def step(global_batch: list[dict]) -> torch.Tensor:
         labelled = sum(l != IGNORE for e in global_batch for l in e["labels"])
@@ -303,9 +307,3 @@ def examples_from_table(table) -> list[dict]:
     """Rows of a tokenized Parquet table as example dicts."""
     cols = {name: table.column(name).to_pylist() for name in ("input_ids", "positions", "labels", "rows")}
     return [dict(zip(cols, values)) for values in zip(*cols.values())]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)

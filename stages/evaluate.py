@@ -81,23 +81,24 @@ def main() -> None:
     run_params = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
                   "use_downsampling": p["use_downsampling"], **p["train"]}
 
+    tags = tracking.lineage_tags(LINEAGE_DEPS, source["source"])  # once: the card and the run share them
+
     def write_card(run_id: str | None) -> None:
-        hashes = tracking.lineage_tags(LINEAGE_DEPS, "")
-        lineage = {"git commit": hashes.get("mlflow.source.git.commit"),
+        lineage = {"git commit": tags.get("mlflow.source.git.commit"),
                    "DVC experiment": os.environ.get("DVC_EXP_NAME"), "MLflow run": run_id,
                    "MLflow tracking": tracking.tracking_uri() if run_id else None,
-                   **{f"dvc.lock {k.removeprefix('dvc.dep.')}": v for k, v in hashes.items() if k.startswith("dvc.dep.")}}
+                   **{f"dvc.lock {k.removeprefix('dvc.dep.')}": v for k, v in tags.items() if k.startswith("dvc.dep.")}}
         write_text(CARD, model_card(source, read_json(DATA_METRICS), run_params, train, results, labels, lineage))
 
-    log_to_mlflow(p["tracking"], source, train, results, {"context": mode, "model": model.name_or_path}, write_card)
+    log_to_mlflow(p["tracking"], source, train, results, {"context": mode, "model": model.name_or_path}, write_card,
+                  tags)
 
 
-def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dict, write_card) -> None:
+def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dict, write_card, tags: dict) -> None:
     """Reopen the train stage's run and log the evaluation, the train metrics again, artifacts, the model and
     its card; register the model as a new version of tracking.registered_model."""
     try:
         tracking.check_server(tracking.tracking_uri())
-        tags = tracking.lineage_tags(LINEAGE_DEPS, source["source"])
         run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"], params, tags)
         write_card(run_id)
         final = {k: train[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}

@@ -21,7 +21,7 @@ from pubmed_rct.io import atomic_path, load_params, read_json, run_stage, sectio
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
-from pubmed_rct.onnx_inference import PRECISIONS, export
+from pubmed_rct.onnx_inference import PRECISIONS, export_or_warn
 from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
@@ -146,9 +146,9 @@ def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, sa
             tokenizer.save_pretrained(tmp)
             if onnx != "none":
                 start = time.monotonic()
-                file = export(tmp, onnx)
-                print(f"train: {file.name} written for CPU inference ({file.stat().st_size / 2 ** 20:.1f} MiB, "
-                      f"{time.monotonic() - start:.0f} s)")
+                if file := export_or_warn(tmp, onnx, MODEL):
+                    print(f"train: {file.name} written for CPU inference ({file.stat().st_size / 2 ** 20:.1f} MiB, "
+                          f"{time.monotonic() - start:.0f} s)")
     return result
 
 

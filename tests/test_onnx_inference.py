@@ -110,3 +110,15 @@ def test_export_onnx_adds_the_file_to_an_older_model_folder(sentence_model, tmp_
     out = run([*PREDICT, "--model", str(old), "--format", "json", ABSTRACT], ROOT)
     assert "inference through PyTorch" not in out.stderr
     assert [s["label"] for s in json.loads(out.stdout)["sentences"]] == ROLES
+
+
+def test_a_failed_export_is_a_warning_and_leaves_the_folder_as_it_was(sentence_model, tmp_path, capsys):
+    """The train stage exports after training: a model the exporter cannot take must still be saved."""
+    from pubmed_rct.onnx_inference import export_or_warn
+    broken = without_onnx(sentence_model, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    before = sorted(p.name for p in broken.iterdir())
+    assert export_or_warn(broken, "int8", "models/model") is None
+    err = capsys.readouterr().err
+    assert err.startswith("WARNING: the ONNX export failed (") and "`python -m pubmed_rct export-onnx models/model`" in err
+    assert sorted(p.name for p in broken.iterdir()) == before  # no file, no temporary folder left

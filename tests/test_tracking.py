@@ -357,7 +357,7 @@ def test_evaluate_names_an_unreachable_store_but_lets_a_bug_surface_as_itself(mo
     spec.loader.exec_module(evaluate)
     cards = []
     log = lambda required: evaluate.log_to_mlflow({"required": required}, {"source": "x"}, {}, {}, {},  # noqa: E731
-                                                  cards.append)
+                                                  cards.append, {})
 
     def down(uri):
         raise requests.ConnectionError("connection refused")
