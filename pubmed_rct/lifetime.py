@@ -3,8 +3,10 @@
 
 Without this, `kill -9` of `dvc repro` alone left `train.py` running as an orphan that later wrote its outputs
 over the ones a new `dvc repro` had restored. The parent's death is delivered by Linux itself
-(`prctl(PR_SET_PDEATHSIG)`, as `dvc` starts the stage through `$SHELL -c`, which execs a single command); the
-lock is `fcntl.flock`, released by the kernel when its holder dies however it dies.
+(`prctl(PR_SET_PDEATHSIG)`). `dvc` starts the stage through `$SHELL -c` (`/bin/sh` when SHELL is unset). bash
+execs a single command, so the parent is dvc; dash (Debian's /bin/sh) forks it, so the parent is a shell that
+outlives dvc. In that case a thread also watches the shell and stops this process when the shell loses its
+parent. The lock is `fcntl.flock`, released by the kernel when its holder dies however it dies.
 """
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
 PR_SET_PDEATHSIG = 1
+# Shells that may run `-c 'python stages/x.py'` as a child instead of exec'ing it (dash 0.5.12 does).
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "yash", "fish", "busybox"})
 
 
 class Terminated(KeyboardInterrupt):
@@ -44,14 +49,37 @@ def shielded() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def end_with_parent() -> None:
-    """SIGTERM this process when its parent dies, and turn SIGTERM into Terminated. Linux only; elsewhere
-    (and for a parent that is already gone) the check at the end stands alone."""
+def _proc(pid: int) -> tuple[str, int] | None:
+    """(command name, parent pid) of a live process, from /proc; None when it is gone or unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+    return name, int(rest[1])  # the fields after the name: state, ppid, ...
+
+
+def _watch_shell(shell: int, starter: int, every_s: float) -> None:
+    """SIGTERM this process once `shell` is gone or no longer the child of `starter`: Linux reparents a
+    process's children as it exits, before it is reaped, so this is the parent-death signal one level up."""
+    while (_proc(shell) or ("", 0))[1] == starter:
+        time.sleep(every_s)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def end_with_parent(every_s: float = 0.5) -> None:
+    """SIGTERM this process when the process that started it dies (its parent, or the parent of the shell it
+    runs under), and turn SIGTERM into Terminated. Linux only; elsewhere (and for a parent that is already
+    gone) the check at the end stands alone."""
     parent = os.getppid()
     signal.signal(signal.SIGTERM, _terminate)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        shell = _proc(parent)
+        if shell and shell[0] in SHELLS and shell[1] > 1:
+            threading.Thread(target=_watch_shell, args=(parent, shell[1], every_s), daemon=True,
+                             name="end-with-parent").start()
     if os.getppid() != parent:  # the parent died before prctl took effect
         raise Terminated("the process that started this stage is gone")
 

@@ -6,6 +6,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from conftest import ROOT
 
 CHILD = textwrap.dedent("""
@@ -22,21 +23,25 @@ CHILD = textwrap.dedent("""
             open({done!r}, "w").write("cleaned up")
         raise
 """)
-# A parent with several threads, as dvc has: Linux sends the parent-death signal again as each one exits.
+# A parent with several threads, as dvc has: Linux sends the parent-death signal again as each one exits. It
+# starts the child as dvc does, through `$SHELL -c`: bash execs the command, dash (Debian's /bin/sh, what dvc
+# uses when SHELL is unset, as in CI) forks it and stays in between.
 PARENT = textwrap.dedent("""
     import subprocess, sys, threading, time
     for _ in range(4):
         threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
-    child = threading.Thread(target=lambda: subprocess.run([sys.executable, "-c", sys.argv[1]]))
+    cmd = [sys.argv[2], "-c", '"$0" -c "$1"', sys.executable, sys.argv[1]]
+    child = threading.Thread(target=lambda: subprocess.run(cmd))
     child.start()
     time.sleep(60)
 """)
 
 
-def test_a_killed_multithreaded_parent_stops_the_child_once_and_its_cleanup_finishes(tmp_path):
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_a_killed_multithreaded_parent_stops_the_child_once_and_its_cleanup_finishes(tmp_path, shell):
     ready, done = tmp_path / "ready", tmp_path / "done"
     child = CHILD.format(root=str(ROOT), ready=str(ready), done=str(done))
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, child], start_new_session=True)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, child, shell], start_new_session=True)
     deadline = time.time() + 30
     while not ready.exists() and time.time() < deadline:
         time.sleep(0.1)

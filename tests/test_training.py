@@ -385,12 +385,14 @@ def test_the_train_stage_ends_with_dvc_and_a_second_train_waits_for_the_first(ti
     from conftest import VENV_BIN
     p = make_project(tmp_path / "p", tiny_bert, **TRACKED)
     run(["dvc", "repro", "tokenize"], p)
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **EMBEDDED}
+    # dvc runs the stage through $SHELL -c, /bin/sh when unset (as in CI): dash, which forks the command and stays
+    # between dvc and train.py; bash would exec it (tests/test_lifetime.py has both)
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **EMBEDDED, "SHELL": "/bin/sh"}
     dvc_log = open(tmp_path / "dvc.log", "w+")
     dvc = subprocess.Popen(["dvc", "repro"], cwd=p, env=env, start_new_session=True, stdout=dvc_log,
                            stderr=subprocess.STDOUT)
-    # the oldest match: train.py itself (CI once saw a second, short-lived match)
-    oldest = lambda: subprocess.run(["pgrep", "-o", "-f", "-s", str(dvc.pid), "stages/train.py"],
+    # train.py itself: not the shell in between ("/bin/sh -c python stages/train.py"), nor a younger fork of it
+    oldest = lambda: subprocess.run(["pgrep", "-o", "-f", "-s", str(dvc.pid), "^python stages/train.py"],
                                     capture_output=True, text=True).stdout.split()
     assert wait_for(lambda: any((p / "checkpoints").glob("*/state.pt")) if (p / "checkpoints").exists() else False)
     [orphan] = map(int, oldest())
