@@ -9,7 +9,7 @@ so a GPU machine without DVC or MLflow can run it:
 Class imbalance, each strategy in each mode (the table of the README's class-imbalance section):
   ... --modes none abstract --strategies baseline minority cap balanced sqrt --epochs 1 --precision bf16
 
-Training quality of the fast step against the seed's way (context none, same data, model and seeds):
+Training quality of the fast step against the original project's way (context none, same data, model and seeds):
   ... --modes none --engine trainer         # the Hugging Face Trainer, defaults, pre-padded to max_length
   ... --modes none --cuda-graphs true       # the project's step as CUDA graphs (GPU)
 """
@@ -33,7 +33,8 @@ from pubmed_rct.labels import label_set
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.sampling import downsample
-from pubmed_rct.training import TrainConfig, train
+from pubmed_rct.params import shipped_train
+from pubmed_rct.training import train
 from train_throughput import trainer_rows
 
 
@@ -59,11 +60,11 @@ def one_run(args, splits, labels, tok, mode: str, seed: int, strategy: str = "ba
     if args.engine == "trainer":
         result = train_with_trainer(model, train_ex, args, tok.pad_token_id, seed)
     else:
-        config = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs, seed=seed,
-                             compile=args.compile, precision=args.precision, cuda_graphs=args.cuda_graphs,
-                             group_by_length=not args.no_group_by_length, log_every_steps=10 ** 9,
-                             class_weights=weighting)
-        result = train(model, train_ex, config, mode, tok.pad_token_id, progress=False)
+        config = shipped_train(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs,
+                               compile=args.compile, precision=args.precision, cuda_graphs=args.cuda_graphs,
+                               group_by_length=not args.no_group_by_length, log_every_steps=10 ** 9,
+                               class_weights=weighting)
+        result = train(model, train_ex, config, mode, tok.pad_token_id, seed, progress=False)
     train_s = time.perf_counter() - start
     if args.save:  # a model folder as the train stage writes it (benchmarks/onnx_quality.py reads it)
         model.config.sentence_max_length, model.config.context_max_length = args.max_length, args.context_max_length
@@ -83,7 +84,7 @@ def one_run(args, splits, labels, tok, mode: str, seed: int, strategy: str = "ba
 
 
 def train_with_trainer(model, examples: list[dict], args, pad_id: int, seed: int) -> dict:
-    """The seed's way: the Hugging Face Trainer with its defaults (fp32), inputs pre-padded to max_length."""
+    """The original project's way: the Hugging Face Trainer with its defaults (fp32), inputs pre-padded to max_length."""
     import tempfile
 
     import torch

@@ -28,7 +28,8 @@ from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer
 from pubmed_rct.numbers import AT, DIGITS, at_sign, detect
 from pubmed_rct.predict import Labeler
-from pubmed_rct.training import TrainConfig, train
+from pubmed_rct.params import shipped_train
+from pubmed_rct.training import train
 
 
 def main() -> None:
@@ -60,8 +61,8 @@ def main() -> None:
         model = build_model(args.model, labels, "none")
         model.config.number_form = AT
         start = time.perf_counter()
-        train(model, train_ex, TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs,
-                                           seed=seed, log_every_steps=10 ** 9), "none", tok.pad_token_id, progress=False)
+        train(model, train_ex, shipped_train(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs,
+                                             log_every_steps=10 ** 9), "none", tok.pad_token_id, seed, progress=False)
         train_s = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as folder:
             model.save_pretrained(folder)

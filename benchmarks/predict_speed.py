@@ -33,7 +33,7 @@ def bert_base_dir(tokenizer_dir: str, mode: str, labels: list[str], out: str) ->
     from pubmed_rct.model import load_tokenizer
     cls = AutoModelForSequenceClassification if mode == "none" else AutoModelForTokenClassification
     model = cls.from_config(BertConfig(vocab_size=31090, num_labels=len(labels)))
-    model.config.sentence_context = mode
+    model.config.context = mode
     model.save_pretrained(out)
     load_tokenizer(tokenizer_dir).save_pretrained(out)
     return out
@@ -69,13 +69,13 @@ def breakdown(labeler, text: str) -> dict:
     t1 = time.perf_counter()
     ids = labeler.token_ids(sentences)
     t2 = time.perf_counter()
-    ex = build_examples(ids, [list(range(len(sentences)))], labeler.mode, labeler.max_length,
+    ex = build_examples(ids, [list(range(len(sentences)))], labeler.context, labeler.max_length,
                         labeler.context_max_length, labeler.cls, labeler.sep)
     examples = [dict(zip(ex, v)) for v in zip(*ex.values())]
     t3 = time.perf_counter()
     collate(examples, labeler.tokenizer.pad_token_id, 1)  # the padding alone, as predict_proba does it
     t4 = time.perf_counter()
-    predict_proba(labeler.model, examples, labeler.mode, labeler.tokenizer.pad_token_id, labeler.batch_size(),
+    predict_proba(labeler.contextl, examples, labeler.context, labeler.tokenizer.pad_token_id, labeler.batch_size(),
                   labeler.precision)
     t5 = time.perf_counter()
     lengths = [len(e["input_ids"]) for e in examples]

@@ -1,7 +1,7 @@
 """Training throughput: the Hugging Face Trainer with its defaults against this project's train step.
 
 Side by side in one process, on the same real abstract sentences and the same model shape:
-  reference   Trainer defaults, inputs pre-padded to max_length, fp32 (how the seed trained)
+  reference   Trainer defaults, inputs pre-padded to max_length, fp32 (how the original project trained)
   then the project's step (pubmed_rct.training.make_step), adding one optimisation at a time.
 Prints samples/s, real tokens/s, ms/step, speedup and MFU against a matmul rate measured here.
 
@@ -32,7 +32,8 @@ from pubmed_rct.abstracts import read_text_file
 from pubmed_rct.encoding import build_examples, tokenize_sentences
 from pubmed_rct.batching import padded_width
 from pubmed_rct.model import cpu_has_bf16, device_and_dtype
-from pubmed_rct.training import TrainConfig, epoch_batches, make_optimizer, make_step
+from pubmed_rct.params import Train, shipped_train
+from pubmed_rct.training import epoch_batches, make_optimizer, make_step
 
 SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
           "minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
@@ -88,7 +89,7 @@ def flops_per_token(model, seq: float) -> float:
 
 
 def trainer_rows(examples: list[dict], max_length: int, pad_id: int) -> list[dict]:
-    """Sentences as the seed fed the Trainer: pre-padded to max_length, one label each (context none)."""
+    """Sentences as the original project fed the Trainer: pre-padded to max_length, one label each (context none)."""
     return [{"input_ids": e["input_ids"] + [pad_id] * (max_length - len(e["input_ids"])),
              "attention_mask": [1] * len(e["input_ids"]) + [0] * (max_length - len(e["input_ids"])),
              "labels": e["labels"][0]} for e in examples]
@@ -130,14 +131,14 @@ def host_waits(device, caught: list | None):
     caught.extend(f"{Path(w.filename).name}:{w.lineno}" for w in seen if "synchroniz" in str(w.message))
 
 
-def project_steps(model, examples, config: TrainConfig, steps: int, device, warmup: int = 0, first_shapes=True,
-                  waits: list | None = None):
+def project_steps(model, examples, config: Train, steps: int, device, warmup: int = 0, first_shapes=True,
+                  waits: list | None = None, fused: bool = True):
     """Run the project's step on `steps` batches after `warmup` (and one batch of each shape first);
     returns (seconds per timed step, losses). With `waits`, also where the steps made the host wait (CUDA)."""
     _, dtype = device_and_dtype(config.precision)
     if config.precision == "fp32":
         dtype = None
-    optimizer = make_optimizer(model, config, device)
+    optimizer = make_optimizer(model, config, device, fused)
     step = make_step(model, optimizer, None, config, "none", 0, device, dtype)
     batches = epoch_batches([len(e["input_ids"]) for e in examples], 32, 0, 0, config.group_by_length)
     batches = (batches * (1 + (warmup + steps) // len(batches)))[: warmup + steps]
@@ -163,7 +164,7 @@ def check_graphs(examples, args, labels: int, device) -> None:
     for graphs in ("false", "true"):
         torch.manual_seed(0)
         model = make_model(args.shape, args.vocab, labels, device, dropout=0.0)
-        config = TrainConfig(seed=0, precision="bf16", cuda_graphs=graphs)
+        config = shipped_train(precision="bf16", cuda_graphs=graphs)
         _, losses = project_steps(model, examples, config, args.check, device, first_shapes=False, waits=waits[graphs])
         results[graphs] = (losses, [p.detach().float().clone() for p in model.parameters()])
     (eager, pe), (graphed, pg) = results["false"], results["true"]
@@ -229,14 +230,16 @@ def main() -> None:
     report("Trainer defaults (fp32, padded to max_length)",
            run_reference(make_model(args.shape, args.vocab, len(label_id), device), examples, args, device),
            make_model(args.shape, args.vocab, len(label_id), "cpu"))
-    config = TrainConfig(seed=0)
+    config, fused = shipped_train(), True
     for number, (label, change) in enumerate(VARIANTS, 1):
+        change = dict(change)
+        fused = change.pop("fused_optimizer", fused)  # make_optimizer's switch, not a param
         config = replace(config, **change)
         if str(number) in args.skip or (device.type != "cuda" and label in CUDA_ONLY):
             continue
         try:
             model = make_model(args.shape, args.vocab, len(label_id), device)
-            report(label, project_steps(model, examples, config, args.steps, device, args.warmup)[0], model)
+            report(label, project_steps(model, examples, config, args.steps, device, args.warmup, fused=fused)[0], model)
         except Exception as e:  # noqa: BLE001 - one variant failing must not lose the others' figures
             print(f"{label:45s} failed: {type(e).__name__}: {str(e)[:200]}", flush=True)
         torch._dynamo.reset()

@@ -46,18 +46,18 @@ def cut_wide(batch: list[int], lengths: list[int], ratio: float) -> list[list[in
     return parts
 
 
-def pack(order: list[int], weights: list[int], budget: int, min_items: int = 1) -> list[list[int]]:
+def pack(order: list[int], sizes: list[int], budget: int, min_items: int = 1) -> list[list[int]]:
     """Consecutive items of `order` in batches of at most `budget` weight (labelled sentences), each with
     at least `min_items` items (one past the budget if need be); a tail too small joins the batch before."""
     batches: list[list[int]] = []
     batch: list[int] = []
     filled = 0
     for i in order:
-        if batch and filled + weights[i] > budget and len(batch) >= min_items:
+        if batch and filled + sizes[i] > budget and len(batch) >= min_items:
             batches.append(batch)
             batch, filled = [], 0
         batch.append(i)
-        filled += weights[i]
+        filled += sizes[i]
     if batches and len(batch) < min_items:
         batches[-1].extend(batch)
     elif batch:

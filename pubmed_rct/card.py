@@ -12,11 +12,11 @@ def model_card(source: dict, data: dict, params: dict, train: dict, results: dic
                lineage: dict) -> str:
     """Markdown: `source` is data/raw/source.json, `data` metrics/data.json, `params` the run's params,
     `train` metrics/train.json, `results` metrics/eval.json, `lineage` commit / experiment / run / tracking."""
-    mode = params.get("context", "none")
+    context = params.get("context", "none")
     out = [f"# Sentence roles in medical abstracts: {params.get('model')} fine-tuned", "",
            "Labels each sentence of an abstract with its rhetorical role "
-           f"({', '.join(labels)}). Context: `{mode}` "
-           f"({'each sentence alone' if mode == 'none' else 'the whole abstract, classified at each sentence'}).",
+           f"({', '.join(labels)}). Context: `{context}` "
+           f"({'each sentence alone' if context == 'none' else 'the whole abstract, classified at each sentence'}).",
            "", "## Data", ""]
     revision = source.get("revision") or "-"
     out += _table(("", "value"), [

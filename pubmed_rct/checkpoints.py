@@ -26,6 +26,21 @@ def load(path: Path) -> dict | None:
         return None
 
 
+def restore(saved: dict, model, optimizer, scheduler, rank: int, world_size: int, device: torch.device,
+            carry: dict | None) -> dict:
+    """Put a checkpoint back: weights, AdamW, schedule, every rank's random state and the caller's `carry`;
+    returns the training loop's counters (step, loss_sum, samples, runtime)."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    for group in optimizer.param_groups:  # a run with CUDA graphs saves lr as a tensor; make_step decides anew
+        group["lr"], group["capturable"] = float(group["lr"]), False
+    scheduler.load_state_dict(saved["scheduler"])
+    restore_rng(saved["rng"], rank, world_size, device)
+    if carry is not None:
+        carry.update(saved.get("carry", {}))
+    return saved["state"]
+
+
 def rng_states(device: torch.device, world_size: int) -> list[dict]:
     """The random states training draws from (dropout): the CPU generator and, on a GPU, the CUDA generator of
     this process's device; one entry per rank, gathered to every rank (only rank 0 saves them)."""
@@ -54,8 +69,7 @@ def restore_rng(saved, rank: int, world_size: int, device: torch.device) -> None
         torch.cuda.set_rng_state(saved[rank]["cuda"], device)
 
 
-def save(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict],
-                     carry: dict | None = None) -> None:
+def save(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict], carry: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

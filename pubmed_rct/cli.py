@@ -77,10 +77,16 @@ def model_dir(args) -> Path:
 
 def promote(args) -> int:
     from . import registry
-    from .io import load_params
-    tracking = load_params().get("tracking", {}) if Path("params.yaml").is_file() else {}
-    name = args.name or tracking.get("registered_model") or "pubmed-rct"
-    metric = args.metric or tracking.get("promote_metric") or "test_macro_f1"
+    from . import params
+    from .io import ROOT
+    name, metric = args.name, args.metric
+    if not (name and metric):  # this folder's params.yaml, else the project's own (the registry's machine)
+        tracking = params.load(next((f for f in (Path(params.FILE), ROOT / params.FILE) if f.is_file()),
+                                    Path(params.FILE))).tracking
+        name, metric = name or tracking.registered_model, metric or tracking.promote_metric
+    if not name:
+        raise registry.RegistryError("params.yaml tracking.registered_model is empty (registration is off); give "
+                                     "--name")
     if args.force and not args.version:
         raise registry.RegistryError("--force needs --version N: a forced promotion names the version it promotes")
     if args.best and args.version:

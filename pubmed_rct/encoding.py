@@ -4,7 +4,7 @@ An example is one model input: `input_ids`, the token `positions` whose outputs 
 the `labels` at those positions (-100: context only, not in the loss) and the prepared `rows` they belong to.
 
 Context modes:
-- none:     [CLS] sentence [SEP], classified at [CLS] (AutoModelForSequenceClassification): the seed's model.
+- none:     [CLS] sentence [SEP], classified at [CLS] (AutoModelForSequenceClassification): the baseline's model.
 - abstract: [CLS] s1 [SEP] s2 [SEP] ... sn [SEP], each sentence classified at its own [SEP]
             (AutoModelForTokenClassification; Cohan et al. 2019). Abstracts longer than
             `context_max_length` tokens are cut into consecutive chunks at sentence boundaries.
@@ -19,14 +19,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-MODES = ("none", "abstract")
+CONTEXTS = ("none", "abstract")
 IGNORE = -100
 
 
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"params.yaml context: '{mode}' is not one of {MODES}")
-    return mode
+def check_context(context: str) -> str:
+    if context not in CONTEXTS:
+        raise ValueError(f"params.yaml context: '{context}' is not one of {CONTEXTS}")
+    return context
 
 
 @contextlib.contextmanager
@@ -74,16 +74,16 @@ def special_ids(tokenizer) -> tuple[int, int]:
     return cls, sep
 
 
-def build_examples(token_ids: list[list[int]], abstracts: list[list[int]], mode: str, max_length: int,
+def build_examples(token_ids: list[list[int]], abstracts: list[list[int]], context: str, max_length: int,
                    context_max_length: int, cls: int, sep: int,
                    labels: Sequence[int] | None = None, in_loss: Sequence[bool] | None = None) -> dict[str, list]:
     """Examples for sentences `token_ids` grouped into `abstracts` (lists of row indices, in order).
 
-    Each sentence keeps at most max_length - 2 word pieces. In mode none, rows with in_loss False are left
-    out; in mode abstract they stay as context with label -100.
+    Each sentence keeps at most max_length - 2 word pieces. In context none, rows with in_loss False are left
+    out; in context abstract they stay as context with label -100.
     """
-    check_mode(mode)
-    if mode == "abstract" and max_length > context_max_length:
+    check_context(context)
+    if context == "abstract" and max_length > context_max_length:
         raise ValueError(f"params.yaml: max_length {max_length} exceeds context_max_length {context_max_length}")
     cap = max_length - 2
     out: dict[str, list] = {"input_ids": [], "positions": [], "labels": [], "rows": []}
@@ -95,7 +95,7 @@ def build_examples(token_ids: list[list[int]], abstracts: list[list[int]], mode:
 
     with gc_paused():
         for abstract in abstracts:
-            if mode == "none":
+            if context == "none":
                 for row in abstract:
                     if in_loss is None or in_loss[row]:
                         _append(out, [cls, *token_ids[row][:cap], sep], [0], [label_of(row)], [row])

@@ -13,14 +13,14 @@ from .batching import collate
 from .encoding import IGNORE
 
 if TYPE_CHECKING:
-    from .training import TrainConfig
+    from .params import Train
 
 
-def use_cuda_graphs(config: TrainConfig, device: torch.device, mode: str, world_size: int) -> bool:
+def use_cuda_graphs(config: Train, device: torch.device, context: str, world_size: int) -> bool:
     """Graphs need fixed shapes and one process: context none (32 rows × a multiple of pad_multiple), no DDP,
     not compile's own graphs. `auto` takes them where they can run; `true` says why they cannot."""
     why_not = ("there is no CUDA device" if device.type != "cuda" else
-               "context abstract batches change shape every step" if mode != "none" else
+               "context abstract batches change shape every step" if context != "none" else
                "data parallel (torchrun) runs the eager step" if world_size > 1 else
                "train.compile reduce-overhead makes graphs of its own" if config.compile == "reduce-overhead" else None)
     if config.cuda_graphs == "true" and why_not:

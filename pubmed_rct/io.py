@@ -1,4 +1,4 @@
-"""Atomic writes and params: a crash never leaves half a file, and each stage reads only its keys."""
+"""Atomic writes (a crash never leaves half a file), checked output paths, and how a stage ends on bad input."""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
-
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,20 +89,6 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """The whole params file; stages pick their keys with `section`."""
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
-
-
-def section(params: dict, *keys: str) -> dict:
-    """The named keys of params, failing with a clear message when one is missing."""
-    missing = [k for k in keys if k not in params]
-    if missing:
-        raise ValueError(f"params.yaml: missing key(s) {', '.join(missing)}; see the README's params table")
-    return {k: params[k] for k in keys}
 
 
 def run_stage(main) -> None:

@@ -1,4 +1,4 @@
-"""The model: build one for a context mode, load a trained one, read sentence logits, predict fast."""
+"""The model: build one for a context, load a trained one, read sentence logits, predict fast."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from .batching import CPU_WIDTH, collate, cut_wide, pack
-from .encoding import check_mode
+from .encoding import check_context
 
-CONTEXT_ATTR = "sentence_context"  # stored in config.json, so a model can never meet input of another mode
+CONTEXT_ATTR = "context"  # stored in config.json, so a model can never meet input of another context
+OLD_CONTEXT_ATTR = "sentence_context"  # its name in models trained before 2026-12; they load as they did
 MODEL_HINT = ("offline, point `model` at a local copy (`hf download allenai/scibert_scivocab_uncased --local-dir DIR` "
               "where the hub is reachable; `dvc exp run -S model=/abs/path/to/DIR`; README: Offline)")
 
@@ -23,20 +24,20 @@ class ModelError(ValueError):
         super().__init__(f"{what} '{name}' could not be loaded: {reason}; {MODEL_HINT}")
 
 
-def _auto_class(mode: str):
+def _auto_class(context: str):
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-    return AutoModelForSequenceClassification if check_mode(mode) == "none" else AutoModelForTokenClassification
+    return AutoModelForSequenceClassification if check_context(context) == "none" else AutoModelForTokenClassification
 
 
-def build_model(name: str, labels: list[str], mode: str):
-    """A pretrained encoder with a fresh head over `labels`, recording its context mode."""
+def build_model(name: str, labels: list[str], context: str):
+    """A pretrained encoder with a fresh head over `labels`, recording its context."""
     try:
-        model = _auto_class(mode).from_pretrained(  # fp32 master weights, whatever the checkpoint's dtype
+        model = _auto_class(context).from_pretrained(  # fp32 master weights, whatever the checkpoint's dtype
             name, dtype=torch.float32, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={l: i for i, l in enumerate(labels)})
     except OSError as e:
         raise ModelError("model", name, e) from e
-    setattr(model.config, CONTEXT_ATTR, mode)
+    setattr(model.config, CONTEXT_ATTR, context)
     return model
 
 
@@ -48,26 +49,26 @@ def load_tokenizer(name: str):
         raise ModelError("the tokenizer of model", name, e) from e
 
 
-def trained_config(path: str | Path, mode: str | None = None):
-    """(config, mode, labels) of a model folder written by the train stage, its weights not read."""
+def trained_config(path: str | Path, context: str | None = None):
+    """(config, context, labels) of a model folder written by the train stage, its weights not read."""
     from transformers import AutoConfig
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no trained model here (no config.json); run `dvc repro train` "
                                 "or pass --model/--run-id")
     config = AutoConfig.from_pretrained(path)
-    saved = getattr(config, CONTEXT_ATTR, None)
+    saved = getattr(config, CONTEXT_ATTR, None) or getattr(config, OLD_CONTEXT_ATTR, None)
     if saved is None:
         raise ValueError(f"{path}: config.json has no '{CONTEXT_ATTR}'; it was not trained by this project")
-    if mode is not None and mode != saved:
-        raise ValueError(f"{path}: model was trained with context '{saved}', input was built for '{mode}'")
+    if context is not None and context != saved:
+        raise ValueError(f"{path}: model was trained with context '{saved}', input was built for '{context}'")
     return config, saved, [config.id2label[i] for i in range(config.num_labels)]
 
 
-def load_trained(path: str | Path, mode: str | None = None, **kwargs):
-    """(model, tokenizer, mode, labels) of a model folder written by the train stage; `kwargs` go to
+def load_trained(path: str | Path, context: str | None = None, **kwargs):
+    """(model, tokenizer, context, labels) of a model folder written by the train stage; `kwargs` go to
     from_pretrained (attn_implementation, ...)."""
-    _, saved, labels = trained_config(path, mode)
+    _, saved, labels = trained_config(path, context)
     model = _auto_class(saved).from_pretrained(path, **kwargs)
     return model, load_tokenizer(str(path)), saved, labels
 
@@ -101,10 +102,10 @@ def inference_dtype(device: torch.device, dtype: torch.dtype | None, precision: 
     return dtype
 
 
-def sentence_logits(model, batch: dict, mode: str) -> torch.Tensor:
+def sentence_logits(model, batch: dict, context: str) -> torch.Tensor:
     """Logits of every classified sentence in the batch, in the order of batch['labels']."""
     logits = model(input_ids=batch["input_ids"], attention_mask=attention_mask(model, batch["attention_mask"])).logits
-    if mode == "none":
+    if context == "none":
         return logits
     return logits[batch["pos_batch"], batch["pos_token"]]
 
@@ -120,7 +121,7 @@ def attention_mask(model, mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_size: int = 256,
+def predict_proba(model, examples: list[dict], context: str, pad_id: int, batch_size: int = 256,
                   precision: str = "auto", multiple: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, probabilities) for every classified position; batches sorted by length, bf16 on GPU.
 
@@ -145,7 +146,7 @@ def predict_proba(model, examples: list[dict], mode: str, pad_id: int, batch_siz
         chunk = [examples[i] for i in indices]
         batch = collate(chunk, pad_id, multiple, device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = sentence_logits(model, batch, mode)
+            logits = sentence_logits(model, batch, context)
         probs.append(torch.softmax(logits.float(), -1).cpu())
         rows.extend(r for e in chunk for r in e["rows"])
     if not rows:

@@ -26,11 +26,11 @@ def split_sections(text: str) -> list[tuple[str | None, str | None, str]]:
 
 
 class Labeler:
-    """A loaded model with its tokenizer, context mode and label names."""
+    """A loaded model with its tokenizer, context and label names."""
 
-    def __init__(self, model, tokenizer, mode: str, labels: list[str], precision: str = "auto"):
+    def __init__(self, model, tokenizer, context: str, labels: list[str], precision: str = "auto"):
         """precision (PyTorch only): auto (bf16 on GPUs and on CPUs with native bf16, else fp32) | fp32."""
-        self.model, self.tokenizer, self.mode, self.labels = model, tokenizer, mode, labels
+        self.model, self.tokenizer, self.context, self.labels = model, tokenizer, context, labels
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
         self.precision = "fp32" if self.backend == "onnx" else precision
         self.on_gpu = self.backend == "torch" and torch.cuda.is_available()
@@ -58,8 +58,8 @@ class Labeler:
             why = onnx_inference.available() or (None if file else (
                 f"{path} holds no ONNX file (`python -m pubmed_rct export-onnx {path}` writes one)"))
             if why is None:
-                config, mode, labels = trained_config(path)
-                return cls(OnnxModel(file, config), load_tokenizer(str(path)), mode, labels)
+                config, context, labels = trained_config(path)
+                return cls(OnnxModel(file, config), load_tokenizer(str(path)), context, labels)
             if backend == "onnx":
                 raise ValueError(f"--backend onnx: {why}")
             log.warning("inference through PyTorch: %s", why)
@@ -71,7 +71,7 @@ class Labeler:
         vs 25 at 32)."""
         if self.on_gpu:
             return 256
-        return 16 if self.mode == "none" else 40
+        return 16 if self.context == "none" else 40
 
     def label(self, texts: list[str], batch_size: int | None = None, relabel: bool = False) -> list[list[dict]]:
         """For each abstract, its sentences with label and probability (all labels' in `probabilities`), and the
@@ -102,10 +102,10 @@ class Labeler:
             abstracts.append(list(range(start, start + len(sentences))))
             start += len(sentences)
         token_ids = self.token_ids(flat)
-        examples = build_examples(token_ids, abstracts, self.mode, self.max_length,
+        examples = build_examples(token_ids, abstracts, self.context, self.max_length,
                                   self.context_max_length, self.cls, self.sep)
         examples = [dict(zip(examples, v)) for v in zip(*examples.values())]
-        rows, probs = predict_proba(self.model, examples, self.mode, self.tokenizer.pad_token_id,
+        rows, probs = predict_proba(self.model, examples, self.context, self.tokenizer.pad_token_id,
                                     batch_size or self.batch_size(), self.precision)
         by_row = dict(zip(rows.tolist(), probs))
         out = []

@@ -296,6 +296,16 @@ def missing_steps(run_id: str, key: str, steps: list[int]) -> set[int]:
     return set(steps) - logged
 
 
+def log_lacking(run_id: str, metrics: dict, step: int) -> int:
+    """Log each of `metrics` at `step` unless the run holds that value there already (train sent it; a curve's
+    point of the same key at that step is another value); returns how many were sent."""
+    client = mlflow_client()
+    lacking = {k: v for k, v in metrics.items() if not any(
+        m.step == step and m.value == float(v) for m in client.get_metric_history(run_id, k))}
+    log_metrics(run_id, lacking, step)
+    return len(lacking)
+
+
 def backfill(run_id: str, rows: list[dict], step_key: str, keys: list[str]) -> int:
     """Log the `keys` of each row at its step where the run lacks them (a curve cut by a tracking outage);
     returns how many metrics were sent."""

@@ -8,6 +8,7 @@ take the same optimizer steps.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -15,9 +16,9 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -27,71 +28,45 @@ from . import checkpoints
 from .batching import collate, pack
 from .encoding import IGNORE
 from .model import device_and_dtype, sentence_logits
+from .params import Train
 from .sampling import class_weights
 
 
-@dataclass
-class TrainConfig:
-    learning_rate: float = 2e-5
-    batch_size: int = 32            # global batch (all processes together)
-    num_epochs: int = 3
-    weight_decay: float = 0.0       # the Hugging Face Trainer's defaults, as the seed used them
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    precision: str = "auto"         # auto: bf16 autocast where the GPU supports it, else fp32
-    compile: str = "false"          # true | reduce-overhead (CUDA graphs) | auto (true on CUDA); see README
-    cuda_graphs: str = "false"      # auto: one graph per batch shape on a single CUDA GPU, context none | true
-    fused_optimizer: bool = True    # fused AdamW kernels on CUDA
-    pad_multiple: int = 16          # pad each batch to a multiple of this: a few fixed shapes
-    group_by_length: bool = True    # batches of similar lengths (shuffled in chunks of 50 batches)
-    class_weights: str = "none"     # none | balanced | sqrt: loss weighted by inverse class frequency (sampling)
-    log_every_steps: int = 50       # host-device sync for the loss only this often
-    checkpoint_every_steps: int = 500
-
-    def __post_init__(self):  # YAML reads true/false as booleans: the switches are kept as lower-case words
-        self.compile, self.cuda_graphs = str(self.compile).lower(), str(self.cuda_graphs).lower()
-        if self.cuda_graphs not in ("auto", "true", "false"):
-            raise ValueError(f"params.yaml train.cuda_graphs: '{self.cuda_graphs}' is not one of auto, true, false")
-        class_weights([1], self.class_weights)  # refuses an unknown weighting now, not after the model has loaded
-
-    @classmethod
-    def from_params(cls, train: dict, seed: int) -> "TrainConfig":
-        """The `train:` section of params.yaml, each value cast to its field's type; an unknown key (a typo
-        such as `learning_rat`) is an error, not silently dropped."""
-        casts = {f.name: type(f.default) for f in fields(cls) if f.name != "seed"}
-        unknown = sorted(set(train) - set(casts))
-        if unknown:
-            raise ValueError(f"params.yaml train: unknown key(s) {', '.join(unknown)}; the known keys are "
-                             f"{', '.join(sorted(casts))}")
-        values = {}
-        for key, value in train.items():
-            try:
-                values[key] = bool(value) if casts[key] is bool else casts[key](value)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"params.yaml train.{key}: {value!r} is not a valid {casts[key].__name__}") from e
-        return cls(**values, seed=int(seed))
+@contextlib.contextmanager
+def process_group() -> Iterator[tuple[int, int]]:
+    """(rank, world_size) for the block. Under torchrun / accelerate launch (WORLD_SIZE > 1) the process group is
+    started here and torn down here, however the block ends: the one owner of it."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1 or dist.is_initialized():
+        yield world()
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        yield world()
+    finally:
+        dist.destroy_process_group()
 
 
 def world() -> tuple[int, int]:
-    """(rank, world_size), starting the process group under torchrun / accelerate launch."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), size) if size > 1 else (0, 1)
+    """(rank, world_size) of this process: (0, 1) outside a process group."""
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError("launched by torchrun (WORLD_SIZE > 1) but outside training.process_group()")
+    return 0, 1
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool,
-                  weights: list[int] | None = None, min_examples: int = 1) -> list[list[int]]:
+                  n_labelled: list[int] | None = None, min_examples: int = 1) -> list[list[int]]:
     """The global batches of one epoch: the same for every process and every run with this seed.
 
     A batch holds `batch_size` labelled sentences: with one sentence an example (context none) that is
     `batch_size` examples; whole abstracts (context abstract) are packed until the next would pass it
-    (and at least `min_examples` are in, one per process), so every mode takes about the same steps.
+    (and at least `min_examples` are in, one per process), so either context takes about the same steps.
     """
-    weights = weights or [1] * len(lengths)
+    n_labelled = n_labelled or [1] * len(lengths)  # labelled sentences per example
     rng = random.Random(seed * 1000 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -103,23 +78,24 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, gr
                 chunks.append([])
                 filled = 0
             chunks[-1].append(i)
-            filled += weights[i]
+            filled += n_labelled[i]
         order = [i for chunk in chunks for i in sorted(chunk, key=lambda i: -lengths[i])]
-    batches = pack(order, weights, batch_size, min_examples)
+    batches = pack(order, n_labelled, batch_size, min_examples)
     if group_by_length:
         rng.shuffle(batches)
     return batches
 
 
-def fingerprint(config: TrainConfig, model_name: str, mode: str, data_file: Path) -> str:
-    h = hashlib.sha256(json.dumps([asdict(config), model_name, mode], sort_keys=True).encode())
+def fingerprint(config: Train, seed: int, model_name: str, context: str, data_file: Path) -> str:
+    """What a checkpoint belongs to: the train params, the random seed, the model, the context and the data."""
+    h = hashlib.sha256(json.dumps([asdict(config), seed, model_name, context], sort_keys=True).encode())
     with open(data_file, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
 
 
-def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: int,
+def train(model, examples: list[dict], config: Train, context: str, pad_id: int, seed: int,
           checkpoint_dir: Path | None = None, on_log: Callable[[dict, int], None] | None = None,
           on_epoch_end: Callable[[object, int, int], None] | None = None, progress: bool = True,
           resume: dict | None = None, carry: dict | None = None) -> dict:
@@ -133,45 +109,57 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         raise ValueError(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
                          f"evenly over {world_size} processes")
     device, dtype = device_and_dtype(config.precision)
-    torch.manual_seed(config.seed + rank)  # own dropout draws per process (weights come from rank 0 via DDP)
+    torch.manual_seed(seed + rank)  # own dropout draws per process (weights come from rank 0 via DDP)
     model.to(device).train()
     optimizer = make_optimizer(model, config, device)
-    weights = [sum(l != IGNORE for l in e["labels"]) for e in examples]
-    examples = [e for e, w in zip(examples, weights) if w]  # abstracts left without a labelled sentence
-    weights = [w for w in weights if w]
+    n_labelled = [sum(l != IGNORE for l in e["labels"]) for e in examples]
+    examples = [e for e, n in zip(examples, n_labelled) if n]  # abstracts left without a labelled sentence
+    n_labelled = [n for n in n_labelled if n]
     lengths = [len(e["input_ids"]) for e in examples]
-    plan = [epoch_batches(lengths, config.batch_size, config.seed, epoch, config.group_by_length, weights,
+    plan = [epoch_batches(lengths, config.batch_size, seed, epoch, config.group_by_length, n_labelled,
                           world_size) for epoch in range(config.num_epochs)]
     total_steps = sum(len(batches) for batches in plan)
     scheduler = make_scheduler(optimizer, config, total_steps)
-
-    state = {"step": 0, "loss_sum": 0.0, "samples": 0, "runtime": 0.0}
     ckpt = checkpoint_dir / "state.pt" if checkpoint_dir else None
     saved = resume if resume is not None else checkpoints.load(ckpt) if ckpt is not None else None
+    state = {"step": 0, "loss_sum": 0.0, "samples": 0, "runtime": 0.0}
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        for group in optimizer.param_groups:  # a run with CUDA graphs saves lr as a tensor; make_step decides anew
-            group["lr"], group["capturable"] = float(group["lr"]), False
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        checkpoints.restore_rng(saved["rng"], rank, world_size, device)
-        if carry is not None:
-            carry.update(saved.get("carry", {}))
+        state = checkpoints.restore(saved, model, optimizer, scheduler, rank, world_size, device, carry)
         if rank == 0:
             print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
-
     loss_weights = class_weights(label_counts(examples, model.config.num_labels), config.class_weights)
-    step = make_step(model, optimizer, scheduler, config, mode, pad_id, device, dtype, rank, world_size, loss_weights)
+    step = make_step(model, optimizer, scheduler, config, context, pad_id, device, dtype, rank, world_size, loss_weights)
 
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True)
-    loss_acc = torch.zeros((), device=device)
-    acc_steps = 0
-    started = time.perf_counter()
-    runtime_before = state["runtime"]
+    loss_acc, acc_steps = torch.zeros((), device=device), 0
+    started, runtime_before = time.perf_counter(), state["runtime"]
+
+    def log_loss() -> None:
+        """The loss since the last log: one host-device sync, then on_log and the bar."""
+        nonlocal acc_steps
+        if world_size > 1:
+            dist.all_reduce(loss_acc)
+        value = loss_acc.item()
+        state["loss_sum"] += value
+        if on_log and rank == 0:
+            on_log({"train_loss_step": value / acc_steps, "learning_rate": float(scheduler.get_last_lr()[0])},
+                   state["step"])
+        if bar is not None:
+            bar.set_postfix(loss=f"{value / acc_steps:.4f}")
+        loss_acc.zero_()
+        acc_steps = 0
+
+    def save_checkpoint() -> None:
+        state["runtime"] = runtime_before + time.perf_counter() - started
+        rng = checkpoints.rng_states(device, world_size)  # every rank's, gathered on rank 0
+        if rank == 0:
+            checkpoints.save(ckpt, model, optimizer, scheduler, state, rng, carry)
+        if world_size > 1:
+            dist.barrier()
+
     epoch_start = 0  # the global step at which this epoch starts
     for epoch, batches in enumerate(plan):
         done = state["step"] - epoch_start  # steps of this epoch taken before a resume
@@ -179,33 +167,18 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
         if done >= len(batches):
             continue
         for global_batch in batches[done:]:
-            loss = step([examples[i] for i in global_batch])
-            loss_acc += loss.detach() / world_size
+            loss_acc += step([examples[i] for i in global_batch]).detach() / world_size
             acc_steps += 1
             state["step"] += 1
-            state["samples"] += sum(weights[i] for i in global_batch)
+            state["samples"] += sum(n_labelled[i] for i in global_batch)
             last = state["step"] == total_steps
-            if acc_steps == config.log_every_steps or last or (ckpt and state["step"] % config.checkpoint_every_steps == 0):
-                if world_size > 1:
-                    dist.all_reduce(loss_acc)
-                value = loss_acc.item()
-                state["loss_sum"] += value
-                if on_log and rank == 0:
-                    on_log({"train_loss_step": value / acc_steps, "learning_rate": float(scheduler.get_last_lr()[0])},
-                           state["step"])
-                if bar is not None:
-                    bar.set_postfix(loss=f"{value / acc_steps:.4f}")
-                loss_acc.zero_()
-                acc_steps = 0
+            checkpoint = ckpt is not None and state["step"] % config.checkpoint_every_steps == 0 and not last
+            if acc_steps == config.log_every_steps or last or checkpoint:  # a checkpoint holds the loss so far
+                log_loss()
+            if checkpoint:
+                save_checkpoint()
             if bar is not None:
                 bar.update(1)
-            if ckpt and state["step"] % config.checkpoint_every_steps == 0 and not last:
-                state["runtime"] = runtime_before + time.perf_counter() - started
-                rng = checkpoints.rng_states(device, world_size)  # every rank's, gathered on rank 0
-                if rank == 0:
-                    checkpoints.save(ckpt, model, optimizer, scheduler, state, rng, carry)
-                if world_size > 1:
-                    dist.barrier()
         if on_epoch_end is not None and rank == 0:
             model.eval()
             on_epoch_end(model, epoch + 1, state["step"])
@@ -219,8 +192,6 @@ def train(model, examples: list[dict], config: TrainConfig, mode: str, pad_id: i
     runtime = runtime_before + time.perf_counter() - started
     if ckpt is not None and rank == 0:
         shutil.rmtree(ckpt.parent, ignore_errors=True)
-    if world_size > 1:
-        dist.destroy_process_group()
     return {"train_loss": state["loss_sum"] / max(total_steps, 1), "train_runtime": round(runtime, 3),
             "class_weights": [round(w, 6) for w in loss_weights] if loss_weights else None,
             "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
@@ -238,16 +209,16 @@ def label_counts(examples: list[dict], num_labels: int) -> list[int]:
     return counts
 
 
-def make_optimizer(model, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW, no decay on biases and LayerNorm; fused kernels on CUDA."""
+def make_optimizer(model, config: Train, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
+    """AdamW, no decay on biases and LayerNorm; fused kernels on CUDA unless `fused` is False."""
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "LayerNorm" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "LayerNorm" not in n)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
-                             lr=config.learning_rate, fused=config.fused_optimizer and device.type == "cuda")
+                             lr=config.learning_rate, fused=fused and device.type == "cuda")
 
 
-def make_scheduler(optimizer, config: TrainConfig, total_steps: int):
+def make_scheduler(optimizer, config: Train, total_steps: int):
     """The Trainer's schedule: transformers' linear warmup over ceil(warmup_ratio x steps), then linear decay."""
     from transformers import get_linear_schedule_with_warmup
     return get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
@@ -259,26 +230,26 @@ def _graphs():
     return graphs
 
 
-def make_step(model, optimizer, scheduler, config: TrainConfig, mode: str, pad_id: int, device: torch.device,
+def make_step(model, optimizer, scheduler, config: Train, context: str, pad_id: int, device: torch.device,
               dtype: torch.dtype | None, rank: int = 0, world_size: int = 1,
-              weights: list[float] | None = None) -> Callable[[list[dict]], torch.Tensor]:
+              loss_weights: list[float] | None = None) -> Callable[[list[dict]], torch.Tensor]:
     """One optimizer step on a global batch of examples; returns the loss on the device (no host sync).
-    `weights`: a loss weight per class (class_weights), or None for the plain loss."""
-    weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+    `loss_weights`: a weight per class (sampling.class_weights), or None for the plain loss."""
+    weight = torch.tensor(loss_weights, dtype=torch.float32, device=device) if loss_weights else None
     net = model
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile in ("true", "reduce-overhead") or (config.compile == "auto" and device.type == "cuda"):
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         net = torch.compile(net, mode="reduce-overhead" if config.compile == "reduce-overhead" else None)
-    graphs = config.cuda_graphs != "false" and _graphs().use_cuda_graphs(config, device, mode, world_size)
+    graphs = config.cuda_graphs != "false" and _graphs().use_cuda_graphs(config, device, context, world_size)
     params = [p for p in model.parameters() if p.requires_grad]
 
     def update(batch: dict, scale) -> torch.Tensor:
         """Forward, loss × scale, backward, clipping, AdamW: no host-device sync inside."""
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
                             cache_enabled=not graphs):  # graphs: no cast cache across captures
-            logits = sentence_logits(net, batch, mode)
+            logits = sentence_logits(net, batch, context)
         loss = F.cross_entropy(logits.float(), batch["labels"], weight=weight, ignore_index=IGNORE,
                                reduction="sum") * scale
         loss.backward()

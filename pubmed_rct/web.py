@@ -37,7 +37,7 @@ def create_app(labeler) -> Flask:
 
     @app.get("/api/health")
     def health():
-        return jsonify({"status": "ok", "context": labeler.mode, "labels": labeler.labels, "max_chars": MAX_CHARS})
+        return jsonify({"status": "ok", "context": labeler.context, "labels": labeler.labels, "max_chars": MAX_CHARS})
 
     @app.post("/api/label")
     def label():
@@ -55,7 +55,7 @@ def create_app(labeler) -> Flask:
                 sentences = labeler.label([body["text"]], relabel=body.get("relabel") is True)[0]
         except InputError as e:
             return error(413 if "limit" in str(e) else 400, str(e))
-        return jsonify({"context": labeler.mode, "labels": labeler.labels, "sentences": sentences,
+        return jsonify({"context": labeler.context, "labels": labeler.labels, "sentences": sentences,
                         "sections": sections(sentences)})
 
     @app.errorhandler(413)

@@ -5,16 +5,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
+from pubmed_rct import params
 from pubmed_rct.abstracts import SPLITS, read_source, write_split
-from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json
+from pubmed_rct.io import atomic_path, run_stage, write_json
 
 OUT = "data/raw"
 
 
 def main() -> None:
-    data = section(load_params(), "data")["data"]
-    source, revision = str(data["source"]), data.get("revision")
-    splits, meta = read_source(source, str(revision) if revision not in (None, "") else None)
+    p = params.load()
+    source = p.data.source
+    splits, meta = read_source(source, p.data.revision or None)
     with atomic_path(OUT) as tmp:
         tmp.mkdir()
         for split in SPLITS:

@@ -8,10 +8,10 @@ import csv
 import io
 import os
 
-from pubmed_rct import pyfunc, registry, tracking
-from pubmed_rct.card import model_card
+from pubmed_rct import params, pyfunc, registry, tracking
 from pubmed_rct.abstracts import read_split, read_table
-from pubmed_rct.io import load_params, read_json, run_stage, section, write_json, write_text
+from pubmed_rct.card import model_card
+from pubmed_rct.io import read_json, run_stage, write_json, write_text
 from pubmed_rct.metrics import confusion_rows, plot_confusion, report, scores
 from pubmed_rct.model import load_trained, predict_proba
 from pubmed_rct.onnx_inference import OnnxModel, find
@@ -25,9 +25,9 @@ CURVES = {"metrics/train_loss.csv": ("step", ["train_loss", "learning_rate"]),  
           "metrics/train_epochs.csv": ("epoch", ["epoch_val_macro_f1", "epoch_val_micro_f1"])}
 
 
-def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], batch_size: int):
+def predictions(model, context: str, pad_id: int, split: str, labels: list[str], batch_size: int):
     """(true ids, predicted ids) for every sentence of a split, in row order."""
-    rows, probs = predict_proba(model, examples_from_table(read_table(f"{DATA}/{split}.parquet")), mode,
+    rows, probs = predict_proba(model, examples_from_table(read_table(f"{DATA}/{split}.parquet")), context,
                                 pad_id, batch_size)
     prepared = read_split(f"{PREPARED}/{split}.parquet")
     if sorted(rows.tolist()) != list(range(len(prepared))):
@@ -37,7 +37,7 @@ def predictions(model, mode: str, pad_id: int, split: str, labels: list[str], ba
     return [label_id[r["label"]] for r in prepared], probs[order].argmax(-1).tolist()
 
 
-def onnx_scores(config, mode: str, pad_id: int, labels: list[str], batch_size: int, test: tuple,
+def onnx_scores(config, context: str, pad_id: int, labels: list[str], batch_size: int, test: tuple,
                 results: dict) -> dict:
     """The test scores of the model's ONNX Runtime file (what CPU inference runs), and how many of PyTorch's
     test labels it gives; a warning where int8 costs more than 0.5 macro-F1 or 0.3 micro-F1 points."""
@@ -45,7 +45,7 @@ def onnx_scores(config, mode: str, pad_id: int, labels: list[str], batch_size: i
     if file is None:
         return {}
     y_true, y_torch = test
-    _, y_onnx = predictions(OnnxModel(file, config), mode, pad_id, "test", labels, batch_size)
+    _, y_onnx = predictions(OnnxModel(file, config), context, pad_id, "test", labels, batch_size)
     s = scores(y_true, y_onnx, labels, "test")
     out = {"test_onnx_micro_f1": s["test_micro_f1"], "test_onnx_macro_f1": s["test_macro_f1"],
            "test_onnx_agreement": round(sum(a == b for a, b in zip(y_onnx, y_torch)) / max(len(y_torch), 1), 4)}
@@ -58,28 +58,25 @@ def onnx_scores(config, mode: str, pad_id: int, labels: list[str], batch_size: i
 
 
 def main() -> None:
-    p = section(load_params(), "evaluate", "tracking", "seed", "model", "context", "max_length", "use_downsampling",
-                "train")
-    model, tokenizer, mode, labels = load_trained(MODEL)
-    results, test = {}, None
+    p = params.load()
+    model, tokenizer, context, labels = load_trained(MODEL)
+    batch_size, results, test = p.evaluate.batch_size, {}, None
     for split, prefix in (("validation", "val"), ("test", "test")):
-        y_true, y_pred = predictions(model, mode, tokenizer.pad_token_id, split, labels, int(p["evaluate"]["batch_size"]))
+        y_true, y_pred = predictions(model, context, tokenizer.pad_token_id, split, labels, batch_size)
         results.update(scores(y_true, y_pred, labels, prefix))
         test = (y_true, y_pred)
-    results.update(onnx_scores(model.config, mode, tokenizer.pad_token_id, labels, int(p["evaluate"]["batch_size"]),
-                               test, results))
+    results.update(onnx_scores(model.config, context, tokenizer.pad_token_id, labels, batch_size, test, results))
     write_json(f"{OUT}/eval.json", results)
-    write_text(f"{OUT}/classification_report.txt", f"test split, context: {mode}\n\n" + report(*test, labels))
+    write_text(f"{OUT}/classification_report.txt", f"test split, context: {context}\n\n" + report(*test, labels))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["actual", "predicted"])
     writer.writeheader()
     writer.writerows(confusion_rows(*test, labels))
     write_text(f"{OUT}/confusion.csv", buf.getvalue())
-    plot_confusion(*test, labels, f"{OUT}/confusion_matrix.png", f"test, context: {mode}")
+    plot_confusion(*test, labels, f"{OUT}/confusion_matrix.png", f"test, context: {context}")
     print(f"evaluate: {results}")
     source, train = read_json(SOURCE), read_json(TRAIN_METRICS)
-    run_params = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
-                  "use_downsampling": p["use_downsampling"], **p["train"]}
+    run_params = {**params.run_params(p, source), "context": context}  # the model's own, as trained
 
     tags = tracking.lineage_tags(LINEAGE_DEPS, source["source"])  # once: the card and the run share them
 
@@ -90,20 +87,23 @@ def main() -> None:
                    **{f"dvc.lock {k.removeprefix('dvc.dep.')}": v for k, v in tags.items() if k.startswith("dvc.dep.")}}
         write_text(CARD, model_card(source, read_json(DATA_METRICS), run_params, train, results, labels, lineage))
 
-    log_to_mlflow(p["tracking"], source, train, results, {"context": mode, "model": model.name_or_path}, write_card,
-                  tags)
+    log_to_mlflow(p.tracking, source, train, results, run_params, write_card, tags)
 
 
-def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dict, write_card, tags: dict) -> None:
+def log_to_mlflow(settings: params.Tracking, source: dict, train: dict, results: dict, run_params: dict, write_card,
+                  tags: dict) -> None:
     """Reopen the train stage's run and log the evaluation, the train metrics again, artifacts, the model and
     its card; register the model as a new version of tracking.registered_model."""
     try:
         tracking.check_server(tracking.tracking_uri())
-        run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), p["experiment"], params, tags)
+        run_id = tracking.reopen_or_start(train.get("mlflow_run_id"), settings.experiment, run_params, tags)
         write_card(run_id)
+        tracking.log_metrics(run_id, results, train.get("train_steps", 0))
+        # what a tracking outage during training kept from the run: train's final metrics, then the curves
         final = {k: train[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
-        tracking.log_metrics(run_id, {**final, **results}, train.get("train_steps", 0))
-        for path, (step, keys) in CURVES.items():  # what a tracking outage during training kept from the run
+        if sent := tracking.log_lacking(run_id, final, train.get("train_steps", 0)):
+            print(f"evaluate: sent {sent} of train's final metrics the run lacked")
+        for path, (step, keys) in CURVES.items():
             with open(path, newline="") as f:
                 if sent := tracking.backfill(run_id, list(csv.DictReader(f)), step, keys):
                     print(f"evaluate: sent {sent} metrics of {path} the run lacked")
@@ -112,11 +112,11 @@ def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dic
         tracking.log_artifact_as(run_id, CARD, "README.md")
         model_uri = pyfunc.log_model(run_id, MODEL, CARD)
         tracking.set_tags(run_id, tags)  # a reopened run gets this run's models/model hash too
-        if name := p.get("registered_model"):
+        if name := settings.registered_model:
             version = registry.register(model_uri, name, {
                 "run_id": run_id, "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
                 "git.commit": tags.get("mlflow.source.git.commit", ""), "data_source": source["source"],
-                "data_revision": source.get("revision") or "", "context": params["context"],
+                "data_revision": source.get("revision") or "", "context": run_params["context"],
                 **{k: v for k, v in tags.items() if k.startswith("dvc.dep.")},
                 **{k: results[k] for k in ("test_micro_f1", "test_macro_f1", "val_micro_f1", "val_macro_f1")}})
             tracking.set_tags(run_id, {"registered_model": name, "registered_model_version": version})
@@ -126,7 +126,7 @@ def log_to_mlflow(p: dict, source: dict, train: dict, results: dict, params: dic
         print(f"evaluate: logged to MLflow run {run_id} at {tracking.tracking_uri()}")
     except (*tracking.store_errors(), registry.RegistryError) as e:
         write_card(None)
-        if p.get("required", True):
+        if settings.required:
             raise tracking.TrackingError(f"logging to MLflow failed: {e}\nThe metrics files are written; "
                                          "rerun `dvc repro -f -s evaluate` once the server is back.") from e
         print(f"WARNING: MLflow unavailable ({e}); nothing was logged.", file=sys.stderr)

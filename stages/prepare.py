@@ -9,8 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
+from pubmed_rct import params
 from pubmed_rct.abstracts import SPLITS, read_split, write_split
-from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json
+from pubmed_rct.io import atomic_path, run_stage, write_json
 from pubmed_rct.labels import label_set, write_labels
 from pubmed_rct.sampling import class_counts, class_weights, downsample
 
@@ -18,19 +19,18 @@ RAW, OUT, METRICS = "data/raw", "data/prepared", "metrics/data.json"
 
 
 def main() -> None:
-    p = section(load_params(), "seed", "use_downsampling", "downsample", "train")
+    p = params.load()
     splits = {s: read_split(f"{RAW}/{s}.parquet") for s in SPLITS}
     labels = label_set(splits)
     masks = {s: [True] * len(rows) for s, rows in splits.items()}
-    if p["use_downsampling"]:
-        masks["train"] = downsample(splits["train"], p["downsample"]["strategy"], int(p["seed"]),
-                                    p["downsample"].get("cap", "median"))
+    if p.use_downsampling:
+        masks["train"] = downsample(splits["train"], p.downsample.strategy, p.seed, p.downsample.cap)
     metrics = {"labels": len(labels)}
     for s, rows in splits.items():
         metrics[f"{s}_sentences"] = sum(masks[s])
         metrics[f"{s}_counts_before"] = class_counts(rows)
         metrics[f"{s}_counts"] = class_counts(rows, masks[s])
-    weights = class_weights([metrics["train_counts"][label] for label in labels], p["train"]["class_weights"])
+    weights = class_weights([metrics["train_counts"][label] for label in labels], p.train.class_weights)
     metrics["class_weights"] = dict(zip(labels, weights)) if weights else "none"
     with atomic_path(OUT) as tmp:
         tmp.mkdir()

@@ -9,10 +9,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's p
 
 import pyarrow.parquet as pq
 
+from pubmed_rct import params
 from pubmed_rct.abstracts import SPLITS, abstracts_of, read_split
-from pubmed_rct.encoding import (build_examples, check_mode, examples_table, special_ids, tokenize_sentences,
-                                 truncation_stats)
-from pubmed_rct.io import atomic_path, load_params, run_stage, section, write_json
+from pubmed_rct.encoding import build_examples, examples_table, special_ids, tokenize_sentences, truncation_stats
+from pubmed_rct.io import atomic_path, run_stage, write_json
 from pubmed_rct.labels import read_labels
 from pubmed_rct.model import load_tokenizer
 
@@ -20,22 +20,21 @@ PREPARED, OUT, METRICS = "data/prepared", "data/tokenized", "metrics/tokenize.js
 
 
 def main() -> None:
-    p = section(load_params(), "model", "max_length", "context", "tokenize")
-    mode, max_length = check_mode(p["context"]), int(p["max_length"])
-    tokenizer = load_tokenizer(str(p["model"]))
+    p = params.load()
+    tokenizer = load_tokenizer(p.model)
     cls, sep = special_ids(tokenizer)
     label_id = {l: i for i, l in enumerate(read_labels(f"{PREPARED}/labels.json"))}
-    metrics = {"context": mode}
+    metrics = {"context": p.context}
     with atomic_path(OUT) as tmp:
         tmp.mkdir()
         for split in SPLITS:
             rows = read_split(f"{PREPARED}/{split}.parquet")
             ids = tokenize_sentences(tokenizer, [r["text"] for r in rows])
-            ex = build_examples(ids, abstracts_of(rows), mode, max_length, int(p["tokenize"]["context_max_length"]),
+            ex = build_examples(ids, abstracts_of(rows), p.context, p.max_length, p.tokenize.context_max_length,
                                 cls, sep, labels=[label_id[r["label"]] for r in rows],
                                 in_loss=[r["in_loss"] for r in rows])
             pq.write_table(examples_table(ex), tmp / f"{split}.parquet")
-            stats = truncation_stats(ids, max_length)
+            stats = truncation_stats(ids, p.max_length)
             metrics.update({f"{split}_{k}": round(v, 6) for k, v in stats.items()})
             metrics[f"{split}_inputs"] = len(ex["input_ids"])
     write_json(METRICS, metrics)

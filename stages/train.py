@@ -15,14 +15,14 @@ import time
 
 import transformers
 
-from pubmed_rct import checkpoints, lifetime, tracking
+from pubmed_rct import checkpoints, lifetime, params, tracking
 from pubmed_rct.abstracts import read_split, read_table
-from pubmed_rct.io import atomic_path, load_params, read_json, run_stage, section, write_json, write_text
+from pubmed_rct.io import atomic_path, read_json, run_stage, write_json, write_text
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
-from pubmed_rct.onnx_inference import PRECISIONS, export_or_warn
-from pubmed_rct.training import TrainConfig, examples_from_table, fingerprint, train, world
+from pubmed_rct.onnx_inference import export_or_warn
+from pubmed_rct.training import examples_from_table, fingerprint, process_group, train, world
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
@@ -30,39 +30,27 @@ DEPS = ["data/tokenized", "data/prepared"]
 
 
 def main() -> None:
-    p = section(load_params(), "seed", "model", "context", "max_length", "use_downsampling", "tokenize",
-                "train", "tracking", "export")
-    onnx = (p["export"] or {}).get("onnx")
-    if onnx not in (*PRECISIONS, "none"):
-        raise ValueError(f"params.yaml export.onnx: {onnx!r} is not one of {', '.join(PRECISIONS)}, none")
-    rank, world_size = world()
-    config = TrainConfig.from_params(p["train"], p["seed"])
-    mode, labels, source = p["context"], read_labels(LABELS), read_json(SOURCE)
-    logged = {"model": p["model"], "context": mode, "max_length": p["max_length"], "seed": p["seed"],
-              "use_downsampling": p["use_downsampling"], "data_source": source["source"],
-              "data_revision": source.get("revision") or "", "data_commit": source.get("commit") or "",
-              "number_form": source["number_form"],
-              "context_max_length": p["tokenize"]["context_max_length"], **vars(config),
-              # data parallel: batch_size is the global batch, so the learning rate stays as set for any world size
-              "world_size": world_size, "per_device_batch_size": config.batch_size // max(world_size, 1),
-              "global_batch_size": config.batch_size, "learning_rate_rule": "unchanged (global batch)"}
-
+    p = params.load()
     lifetime.end_with_parent()  # `kill -9` of dvc alone must not leave this process writing outputs later
     # Inputs first: a bad file fails here, before a run is opened or a model loaded.
+    labels, source = read_labels(LABELS), read_json(SOURCE)
     examples = examples_from_table(read_table(f"{DATA}/train.parquet"))
     val = examples_from_table(read_table(f"{DATA}/validation.parquet"))
     val_rows = read_split("data/prepared/validation.parquet")
     # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
-    key = fingerprint(config, str(p["model"]), mode, Path(f"{DATA}/train.parquet"))
+    key = fingerprint(p.train, p.seed, p.model, p.context, Path(f"{DATA}/train.parquet"))
     ckpt = tracking.project_home() / "checkpoints" / key
     lock = lifetime.exclusive(tracking.project_home() / ".dvc" / "tmp" / f"train-{key}.lock",  # beside DVC's own
                               "training with these params and data")
-    with lock if rank == 0 else contextlib.nullcontext():
-        train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt, rank, onnx)
+    with process_group() as (rank, world_size), lock if rank == 0 else contextlib.nullcontext():
+        logged = {**params.run_params(p, source),
+                  # data parallel: batch_size is the global batch, so the learning rate stays as set for any size
+                  "world_size": world_size, "per_device_batch_size": p.train.batch_size // world_size,
+                  "global_batch_size": p.train.batch_size, "learning_rate_rule": "unchanged (global batch)"}
+        train_stage(p, labels, source, logged, examples, val, val_rows, ckpt, rank)
 
 
-def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows, ckpt: Path, rank: int,
-                onnx: str) -> None:
+def train_stage(p: params.Params, labels, source, logged, examples, val, val_rows, ckpt: Path, rank: int) -> None:
     """Resume or start the MLflow run, train, write the outputs; the run ends FAILED (KILLED when stopped) if
     anything fails, and FINISHED once the outputs are written (evaluate reopens it)."""
     saved = checkpoints.load(ckpt / "state.pt")
@@ -75,11 +63,11 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
         if run_id:
             tracking.quick_http_failures()
             sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
-        result = fit(p, config, mode, labels, source, examples, val, val_rows, ckpt, saved, carry, sender, onnx)
+        result = fit(p, labels, source, examples, val, val_rows, ckpt, saved, carry, sender)
         if rank != 0:
             return
         weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
-        result.update({"class_weights": weights or config.class_weights, "mlflow_run_id": run_id or "",
+        result.update({"class_weights": weights or p.train.class_weights, "mlflow_run_id": run_id or "",
                        "mlflow_tracking_uri": uri if run_id else ""})
         write_json(METRICS, result)
         write_csv(LOSS_CURVE, [("step", "train_loss", "learning_rate", "elapsed_s"), *carry["curve"]])
@@ -108,16 +96,15 @@ def train_stage(p, config, mode, labels, source, logged, examples, val, val_rows
         raise
 
 
-def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender,
-        onnx: str) -> dict:
+def fit(p: params.Params, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender) -> dict:
     """Build the model, train it (from the checkpoint `saved` if any), save it to models/model with its ONNX
     Runtime file for CPU inference (export.onnx; docs/predict.md)."""
     rank = world()[0]
-    transformers.set_seed(config.seed)
-    tokenizer = load_tokenizer(str(p["model"]))
-    model = build_model(str(p["model"]), labels, mode)
-    model.config.sentence_max_length = int(p["max_length"])
-    model.config.context_max_length = int(p["tokenize"]["context_max_length"])
+    transformers.set_seed(p.seed)
+    tokenizer = load_tokenizer(p.model)
+    model = build_model(p.model, labels, p.context)
+    model.config.sentence_max_length = p.max_length
+    model.config.context_max_length = p.tokenize.context_max_length
     model.config.number_form = source["number_form"]  # raw text gets the training data's number form
     label_id = {l: i for i, l in enumerate(labels)}
     start = time.monotonic() - (carry["curve"][-1][3] if carry["curve"] else 0.0)
@@ -132,21 +119,21 @@ def fit(p, config, mode, labels, source, examples, val, val_rows, ckpt: Path, sa
         log({"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
 
     def on_epoch_end(m, epoch: int, step: int) -> None:
-        rows, probs = predict_proba(m, val, mode, tokenizer.pad_token_id, 256, config.precision)
+        rows, probs = predict_proba(m, val, p.context, tokenizer.pad_token_id, 256, p.train.precision)
         s = scores([label_id[val_rows[r]["label"]] for r in rows], probs.argmax(-1).tolist(), labels, "val")
         print(f"epoch {epoch}: val_macro_f1 {s['val_macro_f1']:.4f} val_micro_f1 {s['val_micro_f1']:.4f}")
         carry["epochs"].append((epoch, s["val_macro_f1"], s["val_micro_f1"]))
         log({"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
 
-    result = train(model, examples, config, mode, tokenizer.pad_token_id, ckpt, on_log, on_epoch_end,
+    result = train(model, examples, p.train, p.context, tokenizer.pad_token_id, p.seed, ckpt, on_log, on_epoch_end,
                    resume=saved, carry=carry)
     if rank == 0:
         with atomic_path(MODEL) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            if onnx != "none":
+            if p.export.onnx != "none":
                 start = time.monotonic()
-                if file := export_or_warn(tmp, onnx, MODEL):
+                if file := export_or_warn(tmp, p.export.onnx, MODEL):
                     print(f"train: {file.name} written for CPU inference ({file.stat().st_size / 2 ** 20:.1f} MiB, "
                           f"{time.monotonic() - start:.0f} s)")
     return result
@@ -158,7 +145,7 @@ def write_csv(path: str, rows: list[tuple]) -> None:
     write_text(path, out.getvalue())
 
 
-def start_tracking(p: dict, logged: dict, uri: str, resumed: str | None, marker: Path) -> str | None:
+def start_tracking(p: params.Params, logged: dict, uri: str, resumed: str | None, marker: Path) -> str | None:
     """The MLflow run: the checkpoint's own (`resumed`), set RUNNING again, or a new one; a run that an earlier
     process opened and never closed (killed before its first checkpoint; `marker` names it) ends KILLED. A
     required tracking server that fails stops the stage before training."""
@@ -170,11 +157,11 @@ def start_tracking(p: dict, logged: dict, uri: str, resumed: str | None, marker:
             print(f"train: resuming MLflow run {resumed}")
             return resumed
         tags = tracking.lineage_tags(DEPS, logged["data_source"])
-        run_id = tracking.start_run(p["tracking"]["experiment"], logged, tags)
+        run_id = tracking.start_run(p.tracking.experiment, logged, tags)
         write_json(marker, {"run_id": run_id})
         return run_id
     except tracking.store_errors() as e:  # a bug in this code is not "the store is unreachable"
-        if p["tracking"].get("required", True):
+        if p.tracking.required:
             raise tracking.TrackingError(f"{e}\nTracking is required (params.yaml tracking.required); fix the "
                                          "server or run with -S tracking.required=false") from e
         print(f"WARNING: MLflow tracking unavailable ({e}); training WITHOUT tracking: nothing will be logged.",

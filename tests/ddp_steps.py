@@ -6,19 +6,20 @@ import pyarrow.parquet as pq
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from pubmed_rct.training import TrainConfig, epoch_batches, examples_from_table, make_optimizer, make_step, world
+from pubmed_rct.params import shipped_train
+from pubmed_rct.training import epoch_batches, examples_from_table, make_optimizer, make_step, process_group
 
-rank, world_size = world()
 tokenized, model_dir, out = sys.argv[1:4]
 examples = examples_from_table(pq.read_table(tokenized))
-torch.manual_seed(0)  # the same head on 1 and 2 processes (DDP then broadcasts rank 0's)
-model = AutoModelForSequenceClassification.from_pretrained(
-    model_dir, num_labels=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-model.train()
-config = TrainConfig(learning_rate=5e-3, batch_size=8, max_grad_norm=1.0)
-step = make_step(model, make_optimizer(model, config, torch.device("cpu")), None, config, "none", 0,
-                 torch.device("cpu"), None, rank, world_size)
-for batch in epoch_batches([len(e["input_ids"]) for e in examples], 8, 42, 0, True)[:36]:
-    step([examples[i] for i in batch])
-if rank == 0:
-    torch.save(model.state_dict(), out)
+with process_group() as (rank, world_size):
+    torch.manual_seed(0)  # the same head on 1 and 2 processes (DDP then broadcasts rank 0's)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model.train()
+    config = shipped_train(learning_rate=5e-3, batch_size=8, max_grad_norm=1.0)
+    step = make_step(model, make_optimizer(model, config, torch.device("cpu")), None, config, "none", 0,
+                     torch.device("cpu"), None, rank, world_size)
+    for batch in epoch_batches([len(e["input_ids"]) for e in examples], 8, 42, 0, True)[:36]:
+        step([examples[i] for i in batch])
+    if rank == 0:
+        torch.save(model.state_dict(), out)

@@ -1,5 +1,6 @@
 """Context mode `abstract` end to end, and how inputs are built for odd abstracts."""
 import json
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -33,13 +34,21 @@ def test_pipeline_in_abstract_mode_reports_the_same_metrics(abstract_project):
     assert 284 * epochs / batch <= tr["train_steps"] <= 48 * epochs
 
 
-def test_the_saved_model_records_its_mode_and_refuses_others(abstract_project):
+def test_the_saved_model_records_its_context_and_refuses_others(abstract_project, tmp_path):
     model_dir = abstract_project / "models/model"
-    assert json.loads((model_dir / "config.json").read_text())["sentence_context"] == "abstract"
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["context"] == "abstract" and "sentence_context" not in config
     with pytest.raises(ValueError, match="trained with context 'abstract', input was built for 'none'"):
-        load_trained(model_dir, mode="none")
+        load_trained(model_dir, context="none")
     labelled = Labeler.load(model_dir).label([ABSTRACT, "One sentence only."])
     assert len(labelled[0]) == 5 and len(labelled[1]) == 1
+    old = tmp_path / "old"  # a model trained before the attribute was renamed
+    shutil.copytree(model_dir, old)
+    config["sentence_context"] = config.pop("context")
+    (old / "config.json").write_text(json.dumps(config))
+    labeler = Labeler.load(old, "torch")
+    assert labeler.context == "abstract"
+    assert labeler.label([ABSTRACT])[0] == Labeler.load(model_dir, "torch").label([ABSTRACT])[0]
 
 
 def test_downsampling_keeps_abstracts_whole_as_context(tmp_path, tiny_bert):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from pubmed_rct.io import OutputError, atomic_path, check_output, read_json, section, write_json
+from pubmed_rct.io import OutputError, atomic_path, check_output, read_json, write_json
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -28,11 +28,6 @@ def test_folder_replaced_whole(tmp_path):
         (tmp / "new").write_text("y")
     assert [p.name for p in target.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
-
-
-def test_missing_params_key_is_named():
-    with pytest.raises(ValueError, match="missing key\\(s\\) model"):
-        section({"seed": 1}, "seed", "model")
 
 
 def test_a_file_never_replaces_a_folder_and_the_folder_is_kept(tmp_path):

@@ -1,4 +1,4 @@
-"""The pipeline as users run it: the README's Quickstart on the seed's own route (hub dataset id, SciBERT's
+"""The pipeline as users run it: the README's Quickstart on the baseline's own route (hub dataset id, SciBERT's
 layout) through the real `make pipeline` / `dvc exp run` / `dvc metrics diff` / `mlflow ui` / predict / serve,
 with only the network replaced by the local hub; and dvc.yaml as a complete map (every module a stage imports
 is a dep, every param it reads declared)."""
@@ -210,21 +210,34 @@ def test_each_stage_depends_on_every_module_its_script_imports():
         assert declared == {script} | closure(script), f"dvc.yaml stage {name}: deps do not match its imports"
 
 
+def params_read(tree: ast.AST, root: str = "p") -> set[str]:
+    """The params a stage reads: each longest attribute chain on `p` (params.Params), as `train.batch_size`,
+    or `train` where the section goes whole; `params.run_params(p, ...)` reads what that function reads."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == root:
+            chain, at = [], node
+            while isinstance(parents.get(at), ast.Attribute):
+                at = parents[at]
+                chain.append(at.attr)
+            call = parents.get(at)
+            if not chain and isinstance(call, ast.Call) and ast.unparse(call.func) == "params.run_params":
+                fn = next(f for f in ast.walk(ast.parse((ROOT / "pubmed_rct/params.py").read_text()))
+                          if isinstance(f, ast.FunctionDef) and f.name == "run_params")
+                read |= params_read(fn)
+            elif chain:
+                read.add(".".join(chain))
+    return read
+
+
 def test_each_stage_declares_exactly_the_params_it_reads():
-    """A stage reads its params as section(load_params(), "key", ...) and then p["key"]["sub"]: the keys named
-    there must be those its dvc.yaml params declare (a key declared whole, or its sub-keys one by one)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    """A stage reads params.load() as p.key.sub: the keys it reads must be those its dvc.yaml params declare
+    (a section declared whole, or its sub-keys one by one), no more and no fewer."""
     for name, stage in stages().items():
-        tree = ast.parse((ROOT / stage["cmd"].split()[-1]).read_text())
-        read = {a.value for node in ast.walk(tree) if isinstance(node, ast.Call)
-                and getattr(node.func, "id", None) == "section" for a in node.args[1:]}
-        strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-        declared = stage.get("params", [])
-        assert {d.split(".")[0] for d in declared} == read, f"dvc.yaml stage {name}: params vs section() keys"
-        for key in read:
-            subs = {d.split(".", 1)[1] for d in declared if d.startswith(key + ".")}
-            if key in declared or not isinstance(params[key], dict):
-                assert not subs, f"stage {name}: {key} declared whole and by part"
-                continue
-            used = {k for k in params[key] if k in strings}
-            assert subs == used, f"dvc.yaml stage {name}: declares {key}.{sorted(subs)}, reads {key}.{sorted(used)}"
+        read = params_read(ast.parse((ROOT / stage["cmd"].split()[-1]).read_text()))
+        declared = set(stage.get("params", []))
+        covered = {r for r in read if r in declared or r.split(".")[0] in declared}
+        assert covered == read, f"dvc.yaml stage {name}: reads {sorted(read - covered)} without declaring them"
+        unread = {d for d in declared if not any(r == d or r.startswith(d + ".") for r in read)}
+        assert not unread, f"dvc.yaml stage {name}: declares {sorted(unread)} but never reads them"

@@ -103,7 +103,7 @@ def test_bad_input_and_missing_model(sentence_model, tmp_path):
 
 def test_a_model_refuses_input_built_for_another_mode(sentence_model):
     with pytest.raises(ValueError, match="trained with context 'none', input was built for 'abstract'"):
-        load_trained(sentence_model, mode="abstract")
+        load_trained(sentence_model, context="abstract")
 
 
 ONE = json.dumps({"id": 1, "text": "We randomised 120 adults."}) + "\n"

@@ -208,8 +208,8 @@ def test_a_tracking_outage_costs_no_training_time_and_the_curve_is_backfilled(tm
     from collections import Counter
     extra = Counter(m.step for m in history) - Counter(step for step, _ in curve)
     assert not Counter(step for step, _ in curve) - Counter(m.step for m in history)  # the whole curve is there,
-    assert set(extra) <= {json.loads((p / "metrics/train.json").read_text())["train_steps"]}  # each step once
-    # (besides the final train_loss, the mean over training, that train and evaluate log at the last step)
+    assert extra == Counter({json.loads((p / "metrics/train.json").read_text())["train_steps"]: 1})  # each step
+    # once, besides the final train_loss (the mean over training) at the last step: sent by train, not again
     assert sorted(m.step for m in epochs) == list(range(1, 21)) and status == "FINISHED"
     # the steps trained while the server was down, timed by their metrics' timestamps
     outage = [(m.step, m.timestamp / 1000) for m in history if killed + 1 < m.timestamp / 1000 < back]
@@ -356,8 +356,10 @@ def test_evaluate_names_an_unreachable_store_but_lets_a_bug_surface_as_itself(mo
     evaluate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(evaluate)
     cards = []
-    log = lambda required: evaluate.log_to_mlflow({"required": required}, {"source": "x"}, {}, {}, {},  # noqa: E731
-                                                  cards.append, {})
+    from pubmed_rct.params import Tracking
+    log = lambda required: evaluate.log_to_mlflow(  # noqa: E731
+        Tracking(experiment="e", required=required, registered_model="", promote_metric="m"), {"source": "x"}, {},
+        {}, {}, cards.append, {})
 
     def down(uri):
         raise requests.ConnectionError("connection refused")
@@ -373,3 +375,17 @@ def test_evaluate_names_an_unreachable_store_but_lets_a_bug_surface_as_itself(mo
     monkeypatch.setattr(tracking, "check_server", bug)
     with pytest.raises(TypeError, match="a bug in this project"):
         log(False)
+
+
+def test_evaluate_sends_of_trains_final_metrics_only_what_the_run_lacks(tmp_path, monkeypatch):
+    """#25: train's final metrics went to the run twice (train, then evaluate); now evaluate sends a value only
+    where the run lacks it, and a curve's point of the same key at that step is not taken for it."""
+    from pubmed_rct import tracking
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    c = tracking.mlflow_client()
+    run_id = c.create_run(c.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())).info.run_id
+    tracking.log_metrics(run_id, {"train_loss": 0.9}, 10)  # the curve's last point
+    final = {"train_loss": 0.5, "train_runtime": 12.0}
+    assert tracking.log_lacking(run_id, final, 10) == 2  # as when train could not send them
+    assert tracking.log_lacking(run_id, final, 10) == 0
+    assert sorted(m.value for m in c.get_metric_history(run_id, "train_loss")) == [0.5, 0.9]
