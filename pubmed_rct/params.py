@@ -88,7 +88,7 @@ class Evaluate:
 class Tracking:
     experiment: Annotated[str, Field(min_length=1)]
     required: bool
-    registered_model: str          # "" = no registration
+    registered_model: Union[str, None]  # "" or null: no registration
     promote_metric: Annotated[str, Field(min_length=1)]
 
 
@@ -109,7 +109,7 @@ class Params:
 
 
 def load(path: str | Path = FILE) -> Params:
-    """The whole file, checked; ParamsError names the first bad keys."""
+    """The whole file, checked; ParamsError names every bad key in one line."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -123,10 +123,10 @@ def parse(raw, where: str = FILE) -> Params:
     try:
         return TypeAdapter(Params).validate_python(raw)
     except ValidationError as e:
-        raise ParamsError(_explain(e, raw, where)) from None
+        raise ParamsError(_explain(e, where)) from None
 
 
-def _explain(error: ValidationError, raw, where: str) -> str:
+def _explain(error: ValidationError, where: str) -> str:
     """One line: each bad key as `params.yaml train.batch_size: 'many' is not valid: ...`."""
     said: dict[str, list[str]] = {}
     unknown: dict[str, list[str]] = {}

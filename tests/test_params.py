@@ -75,5 +75,5 @@ def test_a_stage_exits_2_with_one_line_on_bad_params(tmp_path):
 def test_shipped_train_is_the_files_section_with_overrides():
     assert params.shipped_train(batch_size=4) == params.load(ROOT / "params.yaml").train.__class__(
         **{**SHIPPED["train"], "batch_size": 4})
-    with pytest.raises(params.ParamsError.__mro__[1]):  # pydantic checks a replaced value too
+    with pytest.raises(ValueError, match="precision"):  # pydantic checks a replaced value too
         params.shipped_train(precision="fp16")

@@ -156,7 +156,7 @@ def test_an_internal_error_answers_json_500_and_the_server_keeps_serving(sentenc
     labeler = Labeler.load(sentence_model)
 
     class Failing:  # the real labeler, but one text makes it fail inside
-        mode, labels = labeler.context, labeler.labels
+        context, labels = labeler.context, labeler.labels
 
         def label(self, texts, relabel=False):
             if texts == ["fail"]:
