@@ -75,7 +75,7 @@ def breakdown(labeler, text: str) -> dict:
     t3 = time.perf_counter()
     collate(examples, labeler.tokenizer.pad_token_id, 1)  # the padding alone, as predict_proba does it
     t4 = time.perf_counter()
-    predict_proba(labeler.contextl, examples, labeler.context, labeler.tokenizer.pad_token_id, labeler.batch_size(),
+    predict_proba(labeler.model, examples, labeler.context, labeler.tokenizer.pad_token_id, labeler.batch_size(),
                   labeler.precision)
     t5 = time.perf_counter()
     lengths = [len(e["input_ids"]) for e in examples]

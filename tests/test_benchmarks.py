@@ -80,3 +80,14 @@ def test_worker_loop_prints_a_row_per_batch_size(tiny_bert):
     r = run(["python", "benchmarks/worker_loop.py", "--model", str(tiny_bert), "--data", str(CORPUS / "test.txt"),
              "--abstracts", "20", "--batch-sizes", "16", "64"], ROOT, timeout=300)
     assert "| 16 |" in r.stdout and "| 64 |" in r.stdout and "BERT-base shape" in r.stdout
+
+
+def test_predict_speed_prints_a_row_per_path(tiny_bert):
+    """The benchmark behind docs/predict.md's CPU table (its child process once broke on a renamed attribute)."""
+    r = run(["python", "benchmarks/predict_speed.py", "--model", str(tiny_bert),  # nicta-piboso's test abstracts
+             "--shapes", "MiniLM", "--modes", "none", "abstract", "--paths", "torch", "ORT int8", "--single", "3",
+             "--abstracts", "6"], ROOT, timeout=600)
+    rows = [line.split(" | ") for line in r.stdout.splitlines() if line.startswith("| MiniLM |")]
+    assert [(row[1], row[2]) for row in rows] == [("none", "torch"), ("none", "ORT int8"), ("abstract", "torch"),
+                                                 ("abstract", "ORT int8")], r.stdout
+    assert all(float(row[6]) > 0 for row in rows)  # batch abstracts/s
