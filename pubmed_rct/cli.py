@@ -81,8 +81,8 @@ def promote(args) -> int:
     from .io import ROOT
     name, metric = args.name, args.metric
     if not (name and metric):  # this folder's params.yaml, else the project's own (the registry's machine)
-        tracking = params.load(next((f for f in (Path(params.FILE), ROOT / params.FILE) if f.is_file()),
-                                    Path(params.FILE))).tracking
+        here = Path(params.FILE)
+        tracking = params.load(here if here.is_file() else ROOT / params.FILE).tracking
         name, metric = name or tracking.registered_model, metric or tracking.promote_metric
     if not name:
         raise registry.RegistryError("params.yaml tracking.registered_model is empty (registration is off); give "

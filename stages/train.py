@@ -22,7 +22,7 @@ from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.onnx_inference import export_or_warn
-from pubmed_rct.training import examples_from_table, fingerprint, process_group, train, world
+from pubmed_rct.training import examples_from_table, fingerprint, process_group, train
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
@@ -63,7 +63,7 @@ def train_stage(p: params.Params, labels, source, logged, examples, val, val_row
         if run_id:
             tracking.quick_http_failures()
             sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
-        result = fit(p, labels, source, examples, val, val_rows, ckpt, saved, carry, sender)
+        result = fit(p, labels, source, examples, val, val_rows, ckpt, saved, carry, sender, rank)
         if rank != 0:
             return
         weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
@@ -96,10 +96,10 @@ def train_stage(p: params.Params, labels, source, logged, examples, val, val_row
         raise
 
 
-def fit(p: params.Params, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender) -> dict:
+def fit(p: params.Params, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender,
+        rank: int) -> dict:
     """Build the model, train it (from the checkpoint `saved` if any), save it to models/model with its ONNX
     Runtime file for CPU inference (export.onnx; docs/predict.md)."""
-    rank = world()[0]
     transformers.set_seed(p.seed)
     tokenizer = load_tokenizer(p.model)
     model = build_model(p.model, labels, p.context)

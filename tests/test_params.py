@@ -77,3 +77,17 @@ def test_shipped_train_is_the_files_section_with_overrides():
         **{**SHIPPED["train"], "batch_size": 4})
     with pytest.raises(ValueError, match="precision"):  # pydantic checks a replaced value too
         params.shipped_train(precision="fp16")
+
+
+def test_the_allowed_words_are_the_packages_own():
+    """params.py names the words in its annotations (importing the modules that define them would make every
+    stage depend on them in dvc.yaml); this keeps the two lists one."""
+    import typing
+    from pubmed_rct.encoding import CONTEXTS
+    from pubmed_rct.onnx_inference import PRECISIONS
+    from pubmed_rct.sampling import STRATEGIES, WEIGHTINGS
+    words = lambda cls, key: typing.get_args(typing.get_type_hints(cls)[key])  # noqa: E731
+    assert words(params.Params, "context") == CONTEXTS
+    assert words(params.Downsample, "strategy") == STRATEGIES
+    assert words(params.Train, "class_weights") == WEIGHTINGS
+    assert words(params.Export, "onnx") == (*PRECISIONS, "none")
