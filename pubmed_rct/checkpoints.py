@@ -76,3 +76,10 @@ def save(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict], 
                 "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng,
                 "carry": {k: list(v) if isinstance(v, list) else v for k, v in (carry or {}).items()}}, tmp)
     os.replace(tmp, path)
+
+
+def discard(folder: Path) -> None:
+    """The checkpoint folder of a finished training, removed once its model and outputs are safely written: a
+    kill before that point resumes from the final checkpoint instead of training again."""
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)

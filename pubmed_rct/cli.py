@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import errno
+import itertools
 import json
 import os
 import sys
@@ -10,7 +13,7 @@ from pathlib import Path
 from .io import OutputError, check_output, write_text
 from .onnx_inference import BACKENDS, PRECISIONS
 from .sections import sections
-from .sentences import InputError
+from .sentences import MAX_CHARS, InputError
 
 COLOURS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m", "\033[37m"]
 RESET, BOLD = "\033[0m", "\033[1m"
@@ -47,21 +50,35 @@ def read_input(args) -> str:
         try:  # Python reads a non-UTF-8 argument with surrogateescape: give back the bytes the shell passed
             args.text.encode("utf-8")
         except UnicodeEncodeError:
-            return _decode(os.fsencode(args.text), "the argument")
+            return _read_limited(iter([os.fsencode(args.text)]), "the argument")
         return args.text
+    where = f"-f {args.file}" if args.file else "standard input"
     try:
-        data = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+        with (open(args.file, "rb") if args.file else sys.stdin.buffer) as f:
+            return _read_limited(iter(lambda: f.read(1 << 16), b""), where)
     except OSError as e:  # a folder, a missing or unreadable file
-        raise InputError(f"-f {args.file}: cannot be read ({e.strerror or e}); give a text file") from e
-    return _decode(data, args.file or "standard input")
+        raise InputError(f"{where}: cannot be read ({e.strerror or e}); give a text file") from e
 
 
-def _decode(data: bytes, where: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{where} is not UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); re-encode it as "
-                         "UTF-8") from e
+def _read_limited(blocks, where: str) -> str:
+    """The UTF-8 text of `blocks`, read no further than one character past the limit of one abstract: a huge
+    file (or /dev/zero) is refused after reading MAX_CHARS + 1 characters, not after reading it whole."""
+    decoder, text, offset, size = codecs.getincrementaldecoder("utf-8")(), [], 0, 0
+    for block in itertools.chain(blocks, [b""]):  # b"": the end, where the decoder finishes
+        pending = len(decoder.getstate()[0])
+        try:
+            chars = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as e:
+            raise InputError(f"{where} is not UTF-8 (byte {e.object[e.start]:#04x} at offset "
+                             f"{offset - pending + e.start}); re-encode it as UTF-8") from e
+        offset, size = offset + len(block), size + len(chars)
+        text.append(chars)
+        if size > MAX_CHARS:
+            raise InputError(f"{where} holds more than {MAX_CHARS:,} characters; the limit is one abstract of "
+                             f"{MAX_CHARS:,} (for many abstracts, use --jsonl)")
+        if not block:
+            break
+    return "".join(text)
 
 
 def model_dir(args) -> Path:
@@ -97,13 +114,14 @@ def promote(args) -> int:
 
 
 def predict(args) -> int:
-    from .predict import Labeler
     if args.output:  # before the model loads: a bad -o fails now, not after labelling everything
         check_output(args.output, tuple(x for x in (args.jsonl, args.file) if x))
+    text = None if args.jsonl else read_input(args)  # bad input fails before the model loads, too
+    from .predict import Labeler
     labeler = Labeler.load(model_dir(args), args.backend)
     if args.jsonl:
         return predict_batch(labeler, args)
-    sentences = labeler.label([read_input(args)], relabel=args.relabel)[0]
+    sentences = labeler.label([text], relabel=args.relabel)[0]
     text = render(sentences, args.format, labeler.labels, colour=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     if args.output:
         write_text(args.output, text + "\n")
@@ -151,8 +169,6 @@ def label(args) -> int:
     from . import label_job, sources
     from .engine import SparkEngine
     out = Path(args.out)
-    if args.chunk < 1 or args.batch < 1 or args.workers < 1:
-        raise ValueError("--chunk, --batch and --workers take a whole number of at least 1")
     inputs = sources.expand(args.inputs)
     local = model_dir(args)
     model = label_job.model_identity(f"runs:/{args.run_id}/model" if args.run_id else args.model, local)
@@ -171,16 +187,61 @@ def export_onnx(args) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (what is wrong, where --help is) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int, high: int | None = None):
+    """An argparse type: a whole number from `low` (to `high`), checked before any work."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range; give a whole number {bound}")
+        return value
+    return parse
+
+
+POSITIVE, PORT = whole_number(1), whole_number(1, 65535)
+
+
+def serve(args) -> int:
+    from .predict import Labeler
+    from .web import create_app, make_server
+    labeler = Labeler.load(model_dir(args), args.backend)
+    try:
+        server = make_server(create_app(labeler), args.host, args.port, args.threads)
+    except OSError as e:  # the port taken, the address not this machine's, a port below 1024 without root
+        why = {errno.EADDRINUSE: "is in use (another server?); choose another with --port",
+               errno.EADDRNOTAVAIL: "is not an address of this machine; give --host 127.0.0.1 or one of its own",
+               errno.EACCES: "needs more privileges (ports below 1024); choose another with --port"}
+        raise OutputError(f"{args.host}:{args.port} {why.get(e.errno, f'cannot be served ({e.strerror or e})')}") \
+            from e
+    print(f"serving on http://{args.host}:{server.effective_port} (Ctrl-C stops)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pubmed_rct", description=__doc__)
+    parser = Parser(prog="python -m pubmed_rct", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="label the sentences of an abstract (argument, --file or stdin)")
     p.add_argument("text", nargs="?", help="the abstract; omit to read --file or standard input")
     p.add_argument("-f", "--file", help="read the abstract from this file")
     p.add_argument("--jsonl", help="batch: a JSON Lines file of {\"id\", \"text\"} abstracts")
     p.add_argument("-o", "--output", help="write the output to this file, atomically (default: standard output)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch: abstracts per chunk")
-    p.add_argument("--workers", type=int, help="batch: chunks labelled at once (default: one per CPU core; 1 on GPU)")
+    p.add_argument("--batch-size", type=POSITIVE, default=32, help="batch: abstracts per chunk")
+    p.add_argument("--workers", type=POSITIVE,
+                   help="batch: chunks labelled at once (default: one per CPU core; 1 on GPU)")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
     p.add_argument("--relabel", action="store_true",
                    help="the model labels structured abstracts too (default: sections under a heading NLM maps to "
@@ -191,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-id", help="use the model logged with this MLflow run instead")
     s = sub.add_parser("serve", help="the web page and JSON API on http://127.0.0.1:8000")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--threads", type=int, default=4, help="requests handled at once (the model runs one at a time)")
+    s.add_argument("--port", type=PORT, default=8000)
+    s.add_argument("--threads", type=POSITIVE, default=4,
+                   help="requests handled at once (the model runs one at a time)")
     s.add_argument("--model", default="models/model", help=model_help)
     s.add_argument("--run-id")
     lb = sub.add_parser("label", help="label a literature (PubMed XML, JSON Lines, Parquet; local or s3://) into "
@@ -203,11 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     lb.add_argument("--run-id", help="use the model logged with this MLflow run instead")
     lb.add_argument("--relabel", action="store_true", help="the model labels structured abstracts too, and "
                     "agreement.json compares it with the authors' NlmCategory")
-    lb.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+    lb.add_argument("--workers", type=POSITIVE, default=len(os.sched_getaffinity(0)),
                     help="Spark tasks at once, each a Python worker holding one model (default: one per CPU core)")
     lb.add_argument("--address", help="a running Spark cluster, e.g. spark://host:7077 (default: local[WORKERS])")
-    lb.add_argument("--chunk", type=int, default=1000, help="abstracts per output part (the unit of resuming)")
-    lb.add_argument("--batch", type=int, default=64, help="abstracts per engine call (the progress step)")
+    lb.add_argument("--chunk", type=POSITIVE, default=1000, help="abstracts per output part (the unit of resuming)")
+    lb.add_argument("--batch", type=POSITIVE, default=64, help="abstracts per engine call (the progress step)")
     e = sub.add_parser("export-onnx", help="write the ONNX Runtime file of a model folder trained before the train "
                                            "stage wrote one (CPU inference: predict, serve and label use it)")
     e.add_argument("model", nargs="?", default="models/model", help="a model folder written by the train stage")
@@ -235,16 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             return label(args)
         if args.command == "export-onnx":
             return export_onnx(args)
-        from .web import create_app, make_server
-        from .predict import Labeler
-        server = make_server(create_app(Labeler.load(model_dir(args), args.backend)), args.host, args.port,
-                             args.threads)
-        print(f"serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-        try:
-            server.run()
-        except KeyboardInterrupt:
-            pass
-        return 0
+        return serve(args)
     except (InputError, OutputError, FileNotFoundError, ValueError, RegistryError, TrackingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -78,6 +78,20 @@ def check_output(path: str | Path, inputs: tuple[str | Path, ...] = (), option: 
     return p
 
 
+def write_parquet(table, path: str | Path) -> None:
+    """A Parquet file written atomically, with a CRC of every page, so that changed bytes are found on read
+    (read_parquet) instead of read as other rows."""
+    import pyarrow.parquet as pq
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, write_page_checksum=True)
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None):
+    """A Parquet file with its page checksums verified (files written without them are read as they are)."""
+    import pyarrow.parquet as pq
+    return pq.read_table(path, columns=columns, page_checksum_verification=True)
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

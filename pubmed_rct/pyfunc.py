@@ -44,7 +44,10 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
                 rows.append({"input": i, "error": f"row {i}: {sentences}"})
             else:
                 rows.extend({"input": i, **s, "error": None} for s in sentences)
-        return pd.DataFrame(rows, columns=COLUMNS)
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        # A bad row has no probability: None, which JSON writes as null. Left to pandas it is NaN in a float
+        # column, which MLflow's scoring server writes as a bare NaN, and no JSON parser takes the answer.
+        return frame.astype(object).where(frame.notna(), None)
 
 
 COLUMNS = ["input", "sentence", "label", "probability", "heading", "heading_category", "source", "error"]

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -189,9 +188,9 @@ def train(model, examples: list[dict], config: Train, context: str, pad_id: int,
         torch.cuda.synchronize()
     if bar is not None:
         bar.close()
+    if ckpt is not None and (saved is None or saved["state"]["step"] < total_steps):
+        save_checkpoint()  # the trained weights, kept until the caller has saved the model (checkpoints.discard)
     runtime = runtime_before + time.perf_counter() - started
-    if ckpt is not None and rank == 0:
-        shutil.rmtree(ckpt.parent, ignore_errors=True)
     return {"train_loss": state["loss_sum"] / max(total_steps, 1), "train_runtime": round(runtime, 3),
             "class_weights": [round(w, 6) for w in loss_weights] if loss_weights else None,
             "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
@@ -274,7 +273,10 @@ def make_step(model, optimizer, scheduler, config: Train, context: str, pad_id: 
     return step
 
 
+EXAMPLE_COLUMNS = ("input_ids", "positions", "labels", "rows")  # a tokenized split (stages/tokenization.py)
+
+
 def examples_from_table(table) -> list[dict]:
     """Rows of a tokenized Parquet table as example dicts."""
-    cols = {name: table.column(name).to_pylist() for name in ("input_ids", "positions", "labels", "rows")}
+    cols = {name: table.column(name).to_pylist() for name in EXAMPLE_COLUMNS}
     return [dict(zip(cols, values)) for values in zip(*cols.values())]

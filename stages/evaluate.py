@@ -15,7 +15,7 @@ from pubmed_rct.io import read_json, run_stage, write_json, write_text
 from pubmed_rct.metrics import confusion_rows, plot_confusion, report, scores
 from pubmed_rct.model import load_trained, predict_proba
 from pubmed_rct.onnx_inference import OnnxModel, find
-from pubmed_rct.training import examples_from_table
+from pubmed_rct.training import EXAMPLE_COLUMNS, examples_from_table
 
 MODEL, DATA, PREPARED, OUT = "models/model", "data/tokenized", "data/prepared", "metrics"
 TRAIN_METRICS, SOURCE, DATA_METRICS = "metrics/train.json", "data/raw/source.json", "metrics/data.json"
@@ -27,7 +27,7 @@ CURVES = {"metrics/train_loss.csv": ("step", ["train_loss", "learning_rate"]),  
 
 def predictions(model, context: str, pad_id: int, split: str, labels: list[str], batch_size: int):
     """(true ids, predicted ids) for every sentence of a split, in row order."""
-    rows, probs = predict_proba(model, examples_from_table(read_table(f"{DATA}/{split}.parquet")), context,
+    rows, probs = predict_proba(model, examples_from_table(read_table(f"{DATA}/{split}.parquet", EXAMPLE_COLUMNS)), context,
                                 pad_id, batch_size)
     prepared = read_split(f"{PREPARED}/{split}.parquet")
     if sorted(rows.tolist()) != list(range(len(prepared))):

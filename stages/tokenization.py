@@ -7,12 +7,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
-import pyarrow.parquet as pq
-
 from pubmed_rct import params
 from pubmed_rct.abstracts import SPLITS, abstracts_of, read_split
 from pubmed_rct.encoding import build_examples, examples_table, special_ids, tokenize_sentences, truncation_stats
-from pubmed_rct.io import atomic_path, run_stage, write_json
+from pubmed_rct.io import atomic_path, run_stage, write_json, write_parquet
 from pubmed_rct.labels import read_labels
 from pubmed_rct.model import load_tokenizer
 
@@ -33,7 +31,7 @@ def main() -> None:
             ex = build_examples(ids, abstracts_of(rows), p.context, p.max_length, p.tokenize.context_max_length,
                                 cls, sep, labels=[label_id[r["label"]] for r in rows],
                                 in_loss=[r["in_loss"] for r in rows])
-            pq.write_table(examples_table(ex), tmp / f"{split}.parquet")
+            write_parquet(examples_table(ex), tmp / f"{split}.parquet")
             stats = truncation_stats(ids, p.max_length)
             metrics.update({f"{split}_{k}": round(v, 6) for k, v in stats.items()})
             metrics[f"{split}_inputs"] = len(ex["input_ids"])

@@ -22,7 +22,7 @@ from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
 from pubmed_rct.onnx_inference import export_or_warn
-from pubmed_rct.training import examples_from_table, fingerprint, process_group, train
+from pubmed_rct.training import EXAMPLE_COLUMNS, examples_from_table, fingerprint, process_group, train
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
@@ -34,8 +34,8 @@ def main() -> None:
     lifetime.end_with_parent()  # `kill -9` of dvc alone must not leave this process writing outputs later
     # Inputs first: a bad file fails here, before a run is opened or a model loaded.
     labels, source = read_labels(LABELS), read_json(SOURCE)
-    examples = examples_from_table(read_table(f"{DATA}/train.parquet"))
-    val = examples_from_table(read_table(f"{DATA}/validation.parquet"))
+    examples = examples_from_table(read_table(f"{DATA}/train.parquet", EXAMPLE_COLUMNS))
+    val = examples_from_table(read_table(f"{DATA}/validation.parquet", EXAMPLE_COLUMNS))
     val_rows = read_split("data/prepared/validation.parquet")
     # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
     key = fingerprint(p.train, p.seed, p.model, p.context, Path(f"{DATA}/train.parquet"))
@@ -82,6 +82,7 @@ def train_stage(p: params.Params, labels, source, logged, examples, val, val_row
                   file=sys.stderr)
         if run_id:
             tracking.end_if_running(run_id, "FINISHED")
+        checkpoints.discard(ckpt)  # only now: the model and every output are written, the run is ended
         print(f"train: {result}")
     except BaseException as e:
         if run_id:  # never leave it RUNNING; a resumed run sets it RUNNING again

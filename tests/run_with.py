@@ -3,6 +3,7 @@ carries no test hooks:
 
   python tests/run_with.py kill-after-checkpoint=52 stages/train.py     # SIGKILL once a checkpoint >= step 52 is saved
   python tests/run_with.py promote-delay=4 -m pubmed_rct promote ...    # 4 s between reading @champion and writing it
+  python tests/run_with.py kill-in-model-save=1 stages/train.py         # SIGKILL once the weights are half saved
 
 Works under torchrun too (`torchrun ... tests/run_with.py kill-after-checkpoint=52 stages/train.py`); the fault is
 patched into the project found from the current directory, as the stage scripts import it.
@@ -27,6 +28,18 @@ def kill_after_checkpoint(step: str) -> None:
     checkpoints.save = save_then_die
 
 
+def kill_in_model_save(_: str) -> None:
+    """A real SIGKILL while the trained model is being saved, after the last step: its weights are written, its
+    tokenizer and ONNX file not yet."""
+    import transformers
+    save = transformers.PreTrainedModel.save_pretrained
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    transformers.PreTrainedModel.save_pretrained = save_then_die
+
+
 def promote_delay(seconds: str) -> None:
     """Widen promote's read-to-write window: two promotions then both read the champion before either writes,
     unless the lock serialises them."""
@@ -40,7 +53,8 @@ def promote_delay(seconds: str) -> None:
     registry._champion = slow_read
 
 
-FAULTS = {"kill-after-checkpoint": kill_after_checkpoint, "promote-delay": promote_delay}
+FAULTS = {"kill-after-checkpoint": kill_after_checkpoint, "kill-in-model-save": kill_in_model_save,
+          "promote-delay": promote_delay}
 
 if __name__ == "__main__":
     fault, value = sys.argv[1].split("=", 1)

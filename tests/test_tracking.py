@@ -268,6 +268,10 @@ def test_each_evaluated_model_is_a_registered_version_with_its_lineage_and_card(
     assert (folder / "model.int8.onnx").is_file() and f"onnxruntime=={onnxruntime.__version__}" in reqs
 
 
+def not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")  # Python's json takes NaN and Infinity; JSON.parse does not
+
+
 def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, mlflow_uri, tmp_path):
     import urllib.request
     p, env = tracked_project, {"MLFLOW_TRACKING_URI": mlflow_uri}
@@ -290,7 +294,16 @@ def test_promote_then_predict_and_mlflow_models_serve_by_alias(tracked_project, 
         body = json.dumps({"dataframe_records": [{"text": abstract}, {"text": "   "}]}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
                                      {"Content-Type": "application/json"})
-        answer = json.loads(urllib.request.urlopen(req, timeout=120).read())
+        answer = json.loads(urllib.request.urlopen(req, timeout=120).read(), parse_constant=not_json)
+        # #28 D3: bad rows beside a good one gave a bare NaN (probability), so no JSON parser took the answer
+        body = json.dumps({"dataframe_records": [{"text": 5}, {"text": None}, {"text": ""}, {"text": abstract}]})
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body.encode(),
+                                     {"Content-Type": "application/json"})
+        mixed = json.loads(urllib.request.urlopen(req, timeout=120).read(), parse_constant=not_json)["predictions"]
+        assert [row["input"] for row in mixed] == [0, 1, 2, 3, 3]
+        assert all(row["probability"] is None and row["error"].startswith(f"row {row['input']}: ")
+                   for row in mixed[:3])
+        assert [row["label"] for row in mixed[3:]] == ["METHODS", "CONCLUSIONS"] and mixed[3]["error"] is None
         # a lone surrogate: MLflow's scoring server itself answers a JSON 400 naming it
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(
             {"dataframe_records": [{"text": "a \ud800 b"}]}).encode(), {"Content-Type": "application/json"})

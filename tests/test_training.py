@@ -365,6 +365,24 @@ def test_killed_with_its_dvc_group_the_resumed_run_continues_the_same_mlflow_run
     assert {m.step for m in client.get_metric_history(run_id, "train_loss")} == set(steps)
 
 
+def test_killed_while_the_model_is_saved_the_rerun_finishes_from_the_final_checkpoint(tiny_bert, tmp_path):
+    """#28 A28b: a SIGKILL while the model was being saved, after the last step, left the MLflow run RUNNING and
+    no checkpoint (deleted before the save), so the rerun trained again from step 0."""
+    p = make_project(tmp_path / "p", tiny_bert, **{**TRACKED, "train.num_epochs": 3})
+    run(["dvc", "repro", "tokenize"], p)
+    r = run(["python", RUN_WITH, "kill-in-model-save=1", "stages/train.py"], p, EMBEDDED, check=False)
+    assert r.returncode == -signal.SIGKILL and not (p / "models/model").exists()
+    [(status, killed)], _ = runs_of(p)
+    assert status == "RUNNING"  # nothing could close it: SIGKILL
+    r = run(["python", "stages/train.py"], p, EMBEDDED)
+    assert "resuming from checkpoint" in r.stdout and "at step 108 of 108" in r.stdout  # nothing trained again
+    assert f"resuming MLflow run {killed}" in r.stdout and "epoch 1:" not in r.stdout
+    assert runs_of(p)[0] == [("FINISHED", killed)]
+    assert (p / "models/model/model.int8.onnx").is_file() and json.loads((p / "metrics/train.json").read_text())[
+        "train_steps"] == 108
+    assert not (p / "checkpoints").exists() or not any((p / "checkpoints").iterdir())  # gone once saved
+
+
 def test_the_train_stage_ends_with_dvc_and_a_second_train_waits_for_the_first(tiny_bert, tmp_path):
     """#22 row 29: `kill -9` of dvc alone left train.py running as an orphan that later overwrote the outputs.
     Now it gets SIGTERM when dvc dies and ends its run KILLED; and a second train of the same params and data

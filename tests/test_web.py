@@ -177,6 +177,21 @@ def test_serving_beyond_loopback_says_what_is_exposed(app, capsys):
     assert "reachable from other machines" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_one_line(sentence_model):
+    """#28 C5: a port in use was an OSError traceback."""
+    import socket
+    import sys
+    from conftest import ROOT, run
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run([sys.executable, "-m", "pubmed_rct", "serve", "--model", str(sentence_model), "--port", str(port)],
+                ROOT, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"error: 127.0.0.1:{port} is in use (another server?); choose another with --port" in r.stderr
+
+
 def test_page_in_chromium_shows_coloured_sections(server, tmp_path):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
