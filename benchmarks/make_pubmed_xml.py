@@ -27,6 +27,10 @@ LABELS = {"BACKGROUND": ["BACKGROUND", "INTRODUCTION", "CONTEXT"], "OBJECTIVE": 
           "RESULTS": ["RESULTS", "RESULT(S)", "FINDINGS"], "CONCLUSIONS": ["CONCLUSIONS", "CONCLUSION(S)"]}
 HEADER = ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
           '1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
+# The MEDLINE distribution of 2016 and earlier (and many archives): MedlineCitation elements under the root.
+MEDLINE_HEADER = ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE MedlineCitationSet PUBLIC "-//NLM//DTD Medline '
+                  'Citation, 1st January, 2016//EN" "http://www.nlm.nih.gov/databases/dtd/nlmmedlinecitationset_160101'
+                  '.dtd">\n<MedlineCitationSet>\n')
 
 
 def abstracts(corpus: Path) -> list[list[tuple[str, str]]]:
@@ -64,29 +68,37 @@ def article(pmid: int, sentences: list[tuple[str, str]] | None, structured: bool
             f'IdType="pubmed">{pmid}</ArticleId></ArticleIdList></PubmedData></PubmedArticle>\n')
 
 
+def medline(pmid: int, sentences: list[tuple[str, str]] | None, structured: bool, rng: random.Random) -> str:
+    """The same citation as a MedlineCitationSet holds it: the MedlineCitation alone."""
+    xml = article(pmid, sentences, structured, rng)
+    return xml[xml.index("<MedlineCitation "):xml.index("<PubmedData>")] + "\n"
+
+
 def write(path: Path, corpus: Path, citations: int, structured: float = 0.35, without_abstract: float = 0.02,
-          deleted: int = 3, first_pmid: int = 30_000_000, seed: int = 0) -> dict:
-    """Write the file (gzipped if the name ends in .gz); returns what it holds."""
+          deleted: int = 3, first_pmid: int = 30_000_000, seed: int = 0, medline_set: bool = False) -> dict:
+    """Write the file (gzipped if the name ends in .gz; a MedlineCitationSet with `medline_set`); returns what it
+    holds."""
+    record = medline if medline_set else article
     rng = random.Random(seed)
     pool = abstracts(corpus)
     counts = {"citations": 0, "structured": 0, "no_abstract": 0, "deleted": deleted}
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8") as f:
-        f.write(HEADER)
+        f.write(MEDLINE_HEADER if medline_set else HEADER)
         for n in range(citations):
             if rng.random() < without_abstract:
-                f.write(article(first_pmid + n, None, False, rng))
+                f.write(record(first_pmid + n, None, False, rng))
                 counts["no_abstract"] += 1
                 continue
             sentences = pool[n % len(pool)]
             is_structured = rng.random() < structured
-            f.write(article(first_pmid + n, sentences, is_structured, rng))
+            f.write(record(first_pmid + n, sentences, is_structured, rng))
             counts["citations"] += 1
             counts["structured"] += is_structured
         if deleted:
             pmids = "".join(f'<PMID Version="1">{first_pmid - 1 - i}</PMID>' for i in range(deleted))
             f.write(f"<DeleteCitation>{pmids}</DeleteCitation>\n")
-        f.write("</PubmedArticleSet>\n")
+        f.write("</MedlineCitationSet>\n" if medline_set else "</PubmedArticleSet>\n")
     return counts
 
 
@@ -96,8 +108,9 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/nicta-piboso/train.txt")
     ap.add_argument("--citations", type=int, default=30_000)
     ap.add_argument("--structured", type=float, default=0.35)
+    ap.add_argument("--medline-set", action="store_true", help="a MedlineCitationSet, as MEDLINE was until 2016")
     args = ap.parse_args()
-    print(write(args.out, args.corpus, args.citations, args.structured))
+    print(write(args.out, args.corpus, args.citations, args.structured, medline_set=args.medline_set))
 
 
 if __name__ == "__main__":

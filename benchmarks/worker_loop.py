@@ -1,4 +1,4 @@
-"""The label job's worker loop alone (engine.label_records: split, tokenize, forward), no Spark: abstracts/s
+"""The label job's worker loop alone (literature.worker.label_records: split, tokenize, forward), no Spark: abstracts/s
 at each batch size, on the GPU where there is one (the lent GPU machine has no Spark or MLflow).
 
   python benchmarks/worker_loop.py --model MINILM_DIR --data nicta-piboso/test.txt [--shape bert-base]
@@ -18,7 +18,7 @@ import torch
 
 from predict_speed import bert_base_dir
 from pubmed_rct.abstracts import abstracts_of, read_text_file
-from pubmed_rct.engine import label_records
+from pubmed_rct.literature.worker import label_records
 from pubmed_rct.predict import Labeler
 
 

@@ -133,10 +133,12 @@ def predict(args) -> int:
 def predict_batch(labeler, args) -> int:
     """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
     from tqdm.auto import tqdm
-    from .pubmed_xml import Counts
-    from .sources import records as read_records
+    from .literature.inputs import open_input
+    from .literature.reading import jsonl
     records, errors = [], []
-    for r in read_records(args.jsonl, Counts(), "jsonl"):  # the label job's reader: one way to read JSON Lines
+    with open_input(args.jsonl) as stream:
+        read = list(jsonl(args.jsonl, stream))  # the label job's reader: one way to read JSON Lines
+    for r in read:
         if r.error:
             errors.append(f"{r.where}: {r.error}")
         else:
@@ -163,21 +165,6 @@ def predict_batch(labeler, args) -> int:
     print(f"predict: {len(out_lines)} of {len(out_lines) + len(errors)} abstracts labelled, {len(errors)} bad "
           f"line(s){f'; written to {args.output}' if args.output else ''}", file=sys.stderr)
     return 1 if errors else 0
-
-
-def label(args) -> int:
-    from . import label_job, sources
-    from .engine import SparkEngine
-    out = Path(args.out)
-    inputs = sources.expand(args.inputs)
-    local = model_dir(args)
-    model = label_job.model_identity(f"runs:/{args.run_id}/model" if args.run_id else args.model, local)
-    label_job.open_manifest(out, model, args.chunk, args.relabel)  # refuses another model's folder before Spark
-    engine = SparkEngine(local, args.workers, args.address, args.relabel, args.backend)
-    try:
-        return label_job.run(inputs, out, engine, model, args.chunk, args.batch, args.relabel)
-    finally:
-        engine.stop()
 
 
 def export_onnx(args) -> int:
@@ -257,25 +244,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests handled at once (the model runs one at a time)")
     s.add_argument("--model", default="models/model", help=model_help)
     s.add_argument("--run-id")
-    lb = sub.add_parser("label", help="label a literature (PubMed XML, JSON Lines, Parquet; local or s3://) into "
-                                      "a Parquet dataset, on Spark (local, or a cluster with --address)")
-    lb.add_argument("inputs", nargs="+", metavar="INPUT", help="files, globs, folders or s3:// prefixes")
-    lb.add_argument("--out", required=True, help="the output folder (Parquet parts, manifest.json)")
-    lb.add_argument("--model", default="models/model", help=model_help)
-    lb.add_argument("--run-id", help="use the model logged with this MLflow run instead")
-    lb.add_argument("--relabel", action="store_true", help="the model labels structured abstracts too, and "
-                    "agreement.json compares it with the authors' NlmCategory")
-    lb.add_argument("--workers", type=POSITIVE, default=len(os.sched_getaffinity(0)),
-                    help="Spark tasks at once, each a Python worker holding one model (default: one per CPU core)")
-    lb.add_argument("--address", help="a running Spark cluster, e.g. spark://host:7077 (default: local[WORKERS])")
-    lb.add_argument("--chunk", type=POSITIVE, default=1000, help="abstracts per output part (the unit of resuming)")
-    lb.add_argument("--batch", type=POSITIVE, default=64, help="abstracts per engine call (the progress step)")
+    from .literature import command as label_command
+    lb = sub.add_parser("label", help=label_command.HELP)
+    label_command.add_arguments(lb, POSITIVE, model_help, BACKENDS)
     e = sub.add_parser("export-onnx", help="write the ONNX Runtime file of a model folder trained before the train "
                                            "stage wrote one (CPU inference: predict, serve and label use it)")
     e.add_argument("model", nargs="?", default="models/model", help="a model folder written by the train stage")
     e.add_argument("--precision", choices=PRECISIONS, default="int8",
                    help="int8: weights stored as int8 (the default; docs/predict.md: CPU inference) | fp32")
-    for sp in (p, s, lb):
+    for sp in (p, s):
         sp.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: ONNX Runtime on CPU where the model folder holds an ONNX file, else PyTorch | "
                              "onnx | torch (GPU inference is PyTorch)")
@@ -286,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--best", action="store_true", help="the candidate is the version with the best metric")
     r.add_argument("--force", action="store_true", help="promote --version even if it does not beat the champion")
     args = parser.parse_args(argv)
+    from .lifetime import Busy
     from .registry import RegistryError
     from .tracking import TrackingError
     try:
@@ -294,10 +272,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "promote":
             return promote(args)
         if args.command == "label":
-            return label(args)
+            return label_command.main(args, model_dir)
         if args.command == "export-onnx":
             return export_onnx(args)
         return serve(args)
-    except (InputError, OutputError, FileNotFoundError, ValueError, RegistryError, TrackingError) as e:
+    except (InputError, OutputError, FileNotFoundError, ValueError, RegistryError, TrackingError, Busy) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stopped: what was written is kept; the same command goes on from there", file=sys.stderr)
+        return 130

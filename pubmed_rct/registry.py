@@ -158,6 +158,23 @@ def is_uri(model: str) -> bool:
     return str(model).startswith(URI_SCHEMES)
 
 
+def parse_uri(uri: str) -> tuple[str, str | None]:
+    """(name, alias or version number, None for the newest) of models:/name@alias or models:/name[/N]."""
+    ref = uri[len("models:/"):]
+    name, sep, alias = ref.partition("@")
+    if sep:
+        return name, alias
+    name, _, number = ref.partition("/")
+    return name, number or None
+
+
+def version_of_uri(uri: str) -> str | None:
+    """The registry version a model URI names (models:/...), the URI itself for runs:/..., else None."""
+    if uri.startswith("models:/"):
+        return str(version_of(*parse_uri(uri)).version)
+    return uri if uri.startswith("runs:/") else None
+
+
 def resolve(model: str) -> Path:
     """A local model folder for a model URI (models:/name@alias, models:/name/N, runs:/<id>/model),
     downloaded through MLflow: the folder inside the logged pyfunc that holds config.json."""
@@ -165,13 +182,7 @@ def resolve(model: str) -> Path:
     from mlflow.exceptions import MlflowException
     _check_store()
     if model.startswith("models:/"):
-        ref = model[len("models:/"):]
-        name, sep, alias = ref.partition("@")
-        if not sep:
-            name, _, number = ref.partition("/")
-            version_of(name, number or None)
-        else:
-            version_of(name, alias)
+        version_of(*parse_uri(model))  # a name, alias or version that does not exist is said plainly
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
     except MlflowException as e:

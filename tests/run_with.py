@@ -4,6 +4,7 @@ carries no test hooks:
   python tests/run_with.py kill-after-checkpoint=52 stages/train.py     # SIGKILL once a checkpoint >= step 52 is saved
   python tests/run_with.py promote-delay=4 -m pubmed_rct promote ...    # 4 s between reading @champion and writing it
   python tests/run_with.py kill-in-model-save=1 stages/train.py         # SIGKILL once the weights are half saved
+  python tests/run_with.py delete-after-listing=s3://b/k -m pubmed_rct label ...  # the key gone once listed
 
 Works under torchrun too (`torchrun ... tests/run_with.py kill-after-checkpoint=52 stages/train.py`); the fault is
 patched into the project found from the current directory, as the stage scripts import it.
@@ -40,6 +41,18 @@ def kill_in_model_save(_: str) -> None:
     transformers.PreTrainedModel.save_pretrained = save_then_die
 
 
+def delete_after_listing(uri: str) -> None:
+    """The label job's inputs listed, then one of them deleted (as another process might), before any is read."""
+    from pubmed_rct.literature import inputs
+    expand = inputs.expand
+
+    def expand_then_delete(*args, **kwargs):
+        found = expand(*args, **kwargs)
+        inputs.s3(args[2] if len(args) > 2 else kwargs.get("options")).rm(uri)
+        return found
+    inputs.expand = expand_then_delete
+
+
 def promote_delay(seconds: str) -> None:
     """Widen promote's read-to-write window: two promotions then both read the champion before either writes,
     unless the lock serialises them."""
@@ -54,7 +67,7 @@ def promote_delay(seconds: str) -> None:
 
 
 FAULTS = {"kill-after-checkpoint": kill_after_checkpoint, "kill-in-model-save": kill_in_model_save,
-          "promote-delay": promote_delay}
+          "delete-after-listing": delete_after_listing, "promote-delay": promote_delay}
 
 if __name__ == "__main__":
     fault, value = sys.argv[1].split("=", 1)

@@ -105,10 +105,10 @@ def spark_cluster(folder: Path, workers: int = 2) -> Iterator[str]:
                                          "--memory", "1g", "--webui-port", str(worker_ui), "--host", "127.0.0.1",
                                          "--work-dir", str(folder / f"worker{i}" / "work")],
                                         f"http://127.0.0.1:{worker_ui}/json/", folder / f"worker{i}", env))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5).read())
-            if state.get("aliveworkers") == workers:
-                break
+        deadline, state = time.time() + 120, {}
+        while state.get("aliveworkers") != workers:  # registered with the master, or the cluster is not there
+            if time.time() > deadline:
+                raise RuntimeError(f"{workers} Spark workers did not register within 120 s: {state}")
             time.sleep(0.5)
+            state = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5).read())
         yield url
