@@ -35,6 +35,8 @@ def model_card(source: dict, data: dict, params: dict, train: dict, results: dic
     out += _table(("metric", "value"), [(k, f"{results[k]:.4f}") for k in (
         "test_micro_f1", "test_macro_f1", "test_weighted_f1", "test_accuracy", "val_micro_f1", "val_macro_f1")
         if k in results])
+    if "cpu_inference" in results:
+        out += ["", f"On CPUs: {cpu_line(results)}"]
     out += ["", "Per class (test F1):", ""]
     out += _table(("label", "F1"), [(label, f"{results.get(f'test_f1_' + label.replace(' ', '_'), 0):.4f}")
                                     for label in labels])
@@ -50,3 +52,17 @@ def model_card(source: dict, data: dict, params: dict, train: dict, results: dic
             f"had numbers replaced by `@` (number form: {source.get('number_form', '-')}), numbers are replaced "
             "the same way before labelling.", ""]
     return "\n".join(out)
+
+
+def cpu_line(results: dict) -> str:
+    """What CPUs run (the model folder's inference.json, decided on validation) and what it costs on test."""
+    path = results["cpu_inference"]
+    parts = [f"`{path}`"]
+    if "val_int8_micro_f1_drop" in results:
+        parts.append(f"int8 on validation: {-results['val_int8_micro_f1_drop']:+.2f} micro-F1, "
+                     f"{-results['val_int8_macro_f1_drop']:+.2f} macro-F1 points against PyTorch")
+    if "test_onnx_micro_f1" in results:
+        parts.append(f"on test: micro-F1 {results['test_onnx_micro_f1']:.4f} ({-results['test_onnx_micro_f1_drop']:+.2f}"
+                     f"), macro-F1 {results['test_onnx_macro_f1']:.4f} ({-results['test_onnx_macro_f1_drop']:+.2f}), "
+                     f"{100 * results['test_onnx_agreement']:.2f} % of PyTorch's labels")
+    return "; ".join(parts) + "."

@@ -14,6 +14,7 @@ through PyTorch, and `python -m pubmed_rct export-onnx DIR` adds one.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -43,56 +44,85 @@ def find(model_dir: str | Path) -> Path | None:
     return None
 
 
-def export(model_dir: str | Path, precision: str = "int8", out_dir: str | Path | None = None) -> Path:
+def export(model_dir: str | Path, precision: str = "int8", out_dir: str | Path | None = None,
+           exclude: tuple[str, ...] = ()) -> Path:
     """Write `model.<precision>.onnx` for the trained model in `model_dir` into `out_dir` (default: the same
-    folder); the file appears whole or not at all. Returns its path."""
+    folder); the file appears whole or not at all. `exclude`: nodes left in fp32 in an int8 file. Returns its
+    path."""
     import onnx
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers import optimizer
-
-    from .model import load_trained
     if precision not in PRECISIONS:
         raise ValueError(f"ONNX precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    model, _, _, _ = load_trained(model_dir, attn_implementation="eager")  # the attention graph ORT fuses
-    model.eval()
-    config = model.config
     target = onnx_file(out_dir or model_dir, precision)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".onnx-") as tmp:
-        traced, fused = Path(tmp) / "traced.onnx", Path(tmp) / "fused.onnx"
-        ids = torch.full((2, 16), config.vocab_size - 1, dtype=torch.long)  # any word piece: shapes only
-        mask = torch.ones_like(ids)
-        mask[1, 12:] = 0  # padding in the example: the mask is never traced away
-        axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                "logits": {0: "batch", 1: "tokens"} if _per_token(model) else {0: "batch"}}
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on Python branches it fixed for these shapes
-            torch.onnx.export(model, (), traced, kwargs={"input_ids": ids, "attention_mask": mask},
-                              input_names=list(INPUTS), output_names=["logits"], dynamic_axes=axes,
-                              opset_version=17, dynamo=False)
-        if config.model_type in ("bert", "roberta"):  # SciBERT, MiniLM: the fusions ORT has for them
-            opt = optimizer.optimize_model(str(traced), model_type=config.model_type,
-                                           num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
-            opt.save_model_to_file(str(fused))
-        else:
-            shutil.copy2(traced, fused)
+        fused = fused_graph(model_dir, Path(tmp))
         staged = Path(tmp) / target.name
         if precision == "int8":
-            quiet = logging.NullHandler()  # its advice to pre-process goes to the root logger, which logging
-            logging.getLogger().addHandler(quiet)  # would otherwise set up for the whole process
-            try:
-                # Per output channel, in 7 bits (ORT's advice for CPUs without VNNI, where 8 can saturate):
-                # on nicta test with trained MiniLM the only setting of five tried within 0.3 micro-F1 points of
-                # fp32 in both context modes (benchmarks/README.md). Fused ops have no shape inference: FLOAT.
-                quantize_dynamic(fused, staged, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-            finally:
-                logging.getLogger().removeHandler(quiet)
+            quantize(fused, staged, exclude)
         else:
             shutil.copy2(fused, staged)
         onnx.checker.check_model(str(staged))
         os.replace(staged, target)
     return target
+
+
+def fused_graph(model_dir: str | Path, folder: Path) -> Path:
+    """The trained model as an fp32 ONNX graph with ONNX Runtime's BERT fusions (folder/fused.onnx)."""
+    import torch
+    from onnxruntime.transformers import optimizer
+
+    from .model import load_trained
+    model, _, _, _ = load_trained(model_dir, attn_implementation="eager")  # the attention graph ORT fuses
+    model.eval()
+    config = model.config
+    traced, fused = folder / "traced.onnx", folder / "fused.onnx"
+    ids = torch.full((2, 16), config.vocab_size - 1, dtype=torch.long)  # any word piece: shapes only
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0  # padding in the example: the mask is never traced away
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "logits": {0: "batch", 1: "tokens"} if _per_token(model) else {0: "batch"}}
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python branches it fixed for these shapes
+        torch.onnx.export(model, (), traced, kwargs={"input_ids": ids, "attention_mask": mask},
+                          input_names=list(INPUTS), output_names=["logits"], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+    if config.model_type in ("bert", "roberta"):  # SciBERT, MiniLM: the fusions ORT has for them
+        opt = optimizer.optimize_model(str(traced), model_type=config.model_type,
+                                       num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
+        opt.save_model_to_file(str(fused))
+    else:
+        shutil.copy2(traced, fused)
+    return fused
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    quiet = logging.NullHandler()  # ORT's advice to pre-process goes to the root logger, which logging would
+    logging.getLogger().addHandler(quiet)  # otherwise set up for the whole process
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(quiet)
+
+
+def quantize(fused: Path, out: Path, exclude: tuple[str, ...] = ()) -> Path:
+    """int8 weights, dynamic activations: per output channel, in 7 bits (ORT's advice for CPUs without VNNI,
+    where 8 can saturate); on nicta test with trained MiniLM the only setting of five tried within 0.3
+    micro-F1 points of fp32 in both context modes (benchmarks/README.md). `exclude`: nodes kept in fp32. Fused
+    ops have no shape inference: FLOAT."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with _quiet_root_logger():
+        quantize_dynamic(fused, out, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         nodes_to_exclude=list(exclude), extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return out
+
+
+def quantizable(fused: Path) -> list[str]:
+    """The nodes `quantize` turns to int8 (matrix products with weights, fused attention), in graph order."""
+    import onnx
+    graph = onnx.load(str(fused), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Attention") and any(i in weights for i in n.input)]
 
 
 def export_or_warn(model_dir: str | Path, precision: str, retry_dir: str) -> Path | None:

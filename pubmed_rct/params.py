@@ -77,6 +77,8 @@ class Train:
 @dataclass(frozen=True, config=_STRICT)
 class Export:
     onnx: Literal["int8", "fp32", "none"]
+    max_micro_f1_drop: float  # points on validation: beyond either bound, CPUs run fp32 instead of int8
+    max_macro_f1_drop: float
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from . import headings, numbers, onnx_inference
+from . import cpu_inference, headings, numbers, onnx_inference
 from .encoding import build_examples, special_ids, tokenize_sentences
 from .model import cpu_has_bf16, load_tokenizer, load_trained, predict_proba, trained_config
 from .onnx_inference import BACKENDS, OnnxModel
@@ -52,13 +52,14 @@ class Labeler:
         torch (PyTorch; on CPU its weights in bf16 where the CPU has native bf16)."""
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
-        why = None
+        config, context, labels = trained_config(path)  # no model here: one line, before anything else
         if backend == "onnx" or (backend == "auto" and not torch.cuda.is_available()):
-            file = onnx_inference.find(path)
+            file = cpu_inference.onnx_file(path)
             why = onnx_inference.available() or (None if file else (
                 f"{path} holds no ONNX file (`python -m pubmed_rct export-onnx {path}` writes one)"))
             if why is None:
-                config, context, labels = trained_config(path)
+                log.warning("CPU inference: ONNX Runtime, %s: %s", file.name,
+                            cpu_inference.describe(cpu_inference.read(path)))
                 return cls(OnnxModel(file, config), load_tokenizer(str(path)), context, labels)
             if backend == "onnx":
                 raise ValueError(f"--backend onnx: {why}")

@@ -15,13 +15,12 @@ import time
 
 import transformers
 
-from pubmed_rct import checkpoints, lifetime, params, tracking
+from pubmed_rct import checkpoints, cpu_inference, lifetime, params, tracking
 from pubmed_rct.abstracts import read_split, read_table
 from pubmed_rct.io import atomic_path, read_json, run_stage, write_json, write_text
 from pubmed_rct.labels import read_labels
 from pubmed_rct.metrics import scores
 from pubmed_rct.model import build_model, load_tokenizer, predict_proba
-from pubmed_rct.onnx_inference import export_or_warn
 from pubmed_rct.training import EXAMPLE_COLUMNS, examples_from_table, fingerprint, process_group, train
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
@@ -134,9 +133,17 @@ def fit(p: params.Params, labels, source, examples, val, val_rows, ckpt: Path, s
             tokenizer.save_pretrained(tmp)
             if p.export.onnx != "none":
                 start = time.monotonic()
-                if file := export_or_warn(tmp, p.export.onnx, MODEL):
-                    print(f"train: {file.name} written for CPU inference ({file.stat().st_size / 2 ** 20:.1f} MiB, "
-                          f"{time.monotonic() - start:.0f} s)")
+
+                def score(onnx_model) -> tuple[float, float, list[int]]:  # validation micro, macro F1 and labels
+                    rows, probs = predict_proba(onnx_model or model, val, p.context, tokenizer.pad_token_id, 256)
+                    predicted = probs.argmax(-1).tolist()
+                    s = scores([label_id[val_rows[r]["label"]] for r in rows], predicted, labels, "val")
+                    return s["val_micro_f1"], s["val_macro_f1"], [x for _, x in sorted(zip(rows.tolist(), predicted))]
+                bounds = (p.export.max_micro_f1_drop, p.export.max_macro_f1_drop)
+                decision = cpu_inference.decide_or_warn(tmp, p.export.onnx, bounds, score, MODEL)
+                if decision["file"]:
+                    print(f"train: CPUs run {decision['file']} ({(tmp / decision['file']).stat().st_size / 2 ** 20:.1f}"
+                          f" MiB, {time.monotonic() - start:.0f} s): {decision['why']}")
     return result
 
 

@@ -122,3 +122,30 @@ def test_a_failed_export_is_a_warning_and_leaves_the_folder_as_it_was(sentence_m
     err = capsys.readouterr().err
     assert err.startswith("WARNING: the ONNX export failed (") and "`python -m pubmed_rct export-onnx models/model`" in err
     assert sorted(p.name for p in broken.iterdir()) == before  # no file, no temporary folder left
+
+
+def test_int8_that_breaks_the_bounds_on_validation_is_not_what_cpus_run(tiny_bert, tmp_path):
+    """#32: int8 broke the project's own bounds on held-out data, evaluate measured it, and every CPU consumer
+    ran it anyway. Now the train stage decides on the validation split (inference.json in the model folder),
+    predict says which file it runs and why, evaluate reports the decision, and `dvc metrics diff` shows it
+    change. Here the bounds are tightened past anything int8 can meet, then set back."""
+    from conftest import make_project
+    p = make_project(tmp_path / "p", tiny_bert, **{"export.max_micro_f1_drop": -100.0})
+    run(["dvc", "repro"], p, {"MLFLOW_TRACKING_URI": ""})
+    folder = p / "models/model"
+    decision = json.loads((folder / "inference.json").read_text())
+    assert decision["precision"] == "fp32" and decision["why"].startswith("int8 broke the bounds (micro-F1")
+    assert (folder / "model.fp32.onnx").is_file() and not (folder / "model.int8.onnx").exists()
+    r = run([*PREDICT, "--model", str(folder), ABSTRACT], ROOT)
+    assert "CPU inference: ONNX Runtime, model.fp32.onnx: int8 broke the bounds" in r.stderr
+    assert [l for l in r.stdout.splitlines() if l.endswith(":")] == [f"{role}:" for role in ROLES]
+    assert Labeler.load(folder).model.precision == "fp32"
+    assert Labeler.load(folder, "torch").backend == "torch"  # --backend still overrides it
+    results = json.loads((p / "metrics/eval.json").read_text())
+    assert results["cpu_inference"] == "onnx fp32" and results["test_onnx_agreement"] == 1.0
+    assert "On CPUs: `onnx fp32`" in (p / "metrics/model_card.md").read_text()
+    run("git add -A && git commit -qm 'int8 refused'", p)
+    run(["dvc", "exp", "run", "-S", "export.max_micro_f1_drop=0.3"], p, {"MLFLOW_TRACKING_URI": ""})
+    diff = run(["dvc", "metrics", "diff", "--md"], p).stdout
+    assert any("cpu_inference" in line and "onnx fp32" in line and "onnx int8" in line for line in diff.splitlines())
+    assert json.loads((folder / "inference.json").read_text())["precision"] == "int8"

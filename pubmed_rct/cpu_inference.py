@@ -1,0 +1,106 @@
+"""Which file a CPU runs, decided once per model by its own validation split, and kept in the model folder
+(`inference.json`) so that every consumer (predict, serve, the MLflow pyfunc, the label job) follows it.
+
+The train stage exports the model to ONNX Runtime and, for `export.onnx: int8`, scores the int8 file on the
+validation split against PyTorch: int8 is what CPUs run only where it costs at most `export.max_micro_f1_drop`
+micro-F1 and `export.max_macro_f1_drop` macro-F1 points (params.yaml). Otherwise CPUs run the fp32 ONNX file:
+it gives PyTorch fp32's labels (100 % agreement, benchmarks/README.md), is faster than PyTorch for one abstract
+and as fast in batch, in less memory. Validation, not test, decides: test stays for the report (evaluate scores
+the chosen file on it). `--backend` still overrides the decision.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+FILE = "inference.json"
+
+
+def read(folder: str | Path) -> dict | None:
+    """The folder's decision, or None (a folder trained before decisions were kept)."""
+    path = Path(folder) / FILE
+    if not path.is_file():
+        return None
+    try:
+        decision = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path}: not JSON ({e}); the model folder is damaged: train again, or delete it to "
+                         "let CPU consumers take the ONNX file there") from e
+    return decision if isinstance(decision, dict) else None
+
+
+def onnx_file(folder: str | Path) -> Path | None:
+    """The ONNX file CPUs run: the decision's; in an older folder without one, int8 before fp32."""
+    from .onnx_inference import find
+    decision = read(folder)
+    if decision is None:
+        return find(folder)
+    name = decision.get("file")
+    return Path(folder) / name if name and (Path(folder) / name).is_file() else None
+
+
+def describe(decision: dict | None) -> str:
+    """Why the CPU path is what it is, in a few words (for the one log line consumers print)."""
+    return decision.get("why", "") if decision else "no inference.json (a model folder trained before it was kept)"
+
+
+def decide(folder: Path, precision: str, bounds: tuple[float, float],
+           score: Callable[[object | None], tuple[float, float, list[int]]], exclude: tuple[str, ...] = ()) -> dict:
+    """Export the model in `folder` for CPUs and write inference.json. `score(model)` gives (micro-F1,
+    macro-F1, labels) on the validation split, of PyTorch for None, else of an ONNX Runtime model."""
+    import tempfile
+    import onnx
+    from .model import trained_config
+    from .onnx_inference import OnnxModel, fused_graph, onnx_file as file_of, quantize
+    config = trained_config(folder)[0]
+    decision: dict = {"bounds_points": {"micro_f1": bounds[0], "macro_f1": bounds[1]}, "split": "validation"}
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".onnx-") as tmp:  # traced once, saved twice
+        fused = fused_graph(folder, Path(tmp))
+        files = {"fp32": fused} if precision == "fp32" else {"fp32": fused, "int8": quantize(
+            fused, Path(tmp) / "int8.onnx", exclude)}
+        for name, staged in files.items():
+            onnx.checker.check_model(str(staged))
+            os.replace(staged, file_of(folder, name))
+    if precision == "fp32":
+        decision.update(file=file_of(folder, "fp32").name, precision="fp32", why="export.onnx: fp32")
+        return write(folder, decision)
+    int8 = file_of(folder, "int8")
+    micro, macro, reference = score(None)
+    micro8, macro8, labels8 = score(OnnxModel(int8, config))
+    drop = {"micro_f1": round(100 * (micro - micro8), 3), "macro_f1": round(100 * (macro - macro8), 3)}
+    agreement = round(sum(a == b for a, b in zip(reference, labels8)) / max(len(reference), 1), 4)
+    decision["int8"] = {"drop_points": drop, "agreement": agreement, "fp32_nodes": list(exclude)}
+    within = drop["micro_f1"] <= bounds[0] and drop["macro_f1"] <= bounds[1]
+    figures = (f"micro-F1 {-drop['micro_f1'] or 0.0:+.2f}, macro-F1 {-drop['macro_f1'] or 0.0:+.2f} points, agreement "
+               f"{100 * agreement:.2f} % on validation; bounds {bounds[0]}, {bounds[1]}")
+    if within:
+        os.remove(file_of(folder, "fp32"))
+        decision.update(file=int8.name, precision="int8", why=f"int8 within the bounds ({figures})")
+    else:
+        os.remove(int8)
+        decision.update(file=file_of(folder, "fp32").name, precision="fp32",
+                        why=f"int8 broke the bounds ({figures}): fp32, PyTorch's labels")
+    return write(folder, decision)
+
+
+def write(folder: Path, decision: dict) -> dict:
+    from .io import write_json
+    write_json(Path(folder) / FILE, decision)
+    return decision
+
+
+def decide_or_warn(folder: Path, precision: str, bounds: tuple[float, float], score, retry_dir: str) -> dict:
+    """decide, for the train stage: a model that cannot be exported is still saved (PyTorch serves it), with a
+    warning that names the error and the command that tries again, instead of losing the trained weights."""
+    import sys
+    try:
+        return decide(folder, precision, bounds, score)
+    except Exception as e:  # noqa: BLE001 - torch.onnx, onnx and onnxruntime raise many kinds; the weights matter more
+        for leftover in Path(folder).glob("model.*.onnx"):
+            leftover.unlink()
+        print(f"WARNING: the ONNX export failed ({type(e).__name__}: {' '.join(str(e).split())[:300]}); the model "
+              f"is saved without it and runs through PyTorch. `python -m pubmed_rct export-onnx {retry_dir}` tries "
+              "again.", file=sys.stderr)
+        return write(folder, {"file": None, "precision": None, "why": f"the ONNX export failed: {type(e).__name__}"})
