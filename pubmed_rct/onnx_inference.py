@@ -19,7 +19,6 @@ import copy
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -123,18 +122,6 @@ def quantizable(fused: Path) -> list[str]:
     graph = onnx.load(str(fused), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
     return [n.name for n in graph.node if n.op_type in ("MatMul", "Attention") and any(i in weights for i in n.input)]
-
-
-def export_or_warn(model_dir: str | Path, precision: str, retry_dir: str) -> Path | None:
-    """export, for the train stage: a model that cannot be exported is still saved (PyTorch serves it), with a
-    warning that names the error and the command that tries again, instead of losing the trained weights."""
-    try:
-        return export(model_dir, precision)
-    except Exception as e:  # noqa: BLE001 - torch.onnx, onnx and onnxruntime raise many kinds; the weights matter more
-        print(f"WARNING: the ONNX export failed ({type(e).__name__}: {' '.join(str(e).split())[:300]}); the model "
-              f"is saved without it and runs through PyTorch. `python -m pubmed_rct export-onnx {retry_dir}` tries "
-              "again.", file=sys.stderr)
-        return None
 
 
 def _per_token(model) -> bool:

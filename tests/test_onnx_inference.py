@@ -114,14 +114,15 @@ def test_export_onnx_adds_the_file_to_an_older_model_folder(sentence_model, tmp_
 
 def test_a_failed_export_is_a_warning_and_leaves_the_folder_as_it_was(sentence_model, tmp_path, capsys):
     """The train stage exports after training: a model the exporter cannot take must still be saved."""
-    from pubmed_rct.onnx_inference import export_or_warn
+    from pubmed_rct.cpu_inference import decide_or_warn, read
     broken = without_onnx(sentence_model, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"not weights")
     before = sorted(p.name for p in broken.iterdir())
-    assert export_or_warn(broken, "int8", "models/model") is None
+    assert decide_or_warn(broken, "int8", (0.3, 0.5), None, "models/model")["file"] is None
     err = capsys.readouterr().err
     assert err.startswith("WARNING: the ONNX export failed (") and "`python -m pubmed_rct export-onnx models/model`" in err
     assert sorted(p.name for p in broken.iterdir()) == before  # no file, no temporary folder left
+    assert read(broken)["why"].startswith("the ONNX export failed")  # consumers: PyTorch, saying why
 
 
 def test_int8_that_breaks_the_bounds_on_validation_is_not_what_cpus_run(tiny_bert, tmp_path):
