@@ -55,10 +55,9 @@ class Labeler:
         config, context, labels = trained_config(path)  # no model here: one line, before anything else
         if backend == "onnx" or (backend == "auto" and not torch.cuda.is_available()):
             file, decision = cpu_inference.onnx_file(path), cpu_inference.read(path)
+            failed = f"{decision['why']}; " if decision and decision.get("file") is None and "why" in decision else ""
             why = onnx_inference.available() or (None if file else (
-                f"{path} holds no ONNX file ({decision['why'] if decision and decision.get('why') else ''}"
-                f"{'; ' if decision and decision.get('why') else ''}`python -m pubmed_rct export-onnx {path}` "
-                "writes one)"))
+                f"{path} holds no ONNX file ({failed}`python -m pubmed_rct export-onnx {path}` writes one)"))
             if why is None:
                 log.warning("CPU inference: ONNX Runtime, %s: %s", file.name, cpu_inference.describe(decision))
                 return cls(OnnxModel(file, config), load_tokenizer(str(path)), context, labels)
