@@ -201,9 +201,13 @@ POSITIVE, PORT = whole_number(1), whole_number(1, 65535)
 def serve(args) -> int:
     from .predict import Labeler
     from .web import create_app, make_server
+    searcher = None
+    if args.index:
+        from .search.query import Searcher
+        searcher = Searcher(args.index)  # a folder without an index: one line, before the model loads
     labeler = Labeler.load(model_dir(args), args.backend)
     try:
-        server = make_server(create_app(labeler), args.host, args.port, args.threads)
+        server = make_server(create_app(labeler, searcher), args.host, args.port, args.threads)
     except OSError as e:  # the port taken, the address not this machine's, a port below 1024 without root
         why = {errno.EADDRINUSE: "is in use (another server?); choose another with --port",
                errno.EADDRNOTAVAIL: "is not an address of this machine; give --host 127.0.0.1 or one of its own",
@@ -244,9 +248,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests handled at once (the model runs one at a time)")
     s.add_argument("--model", default="models/model", help=model_help)
     s.add_argument("--run-id")
+    s.add_argument("--index", help="also serve search by role over this index (the page's search view, "
+                                   "GET /api/search)")
     from .literature import command as label_command
     lb = sub.add_parser("label", help=label_command.HELP)
     label_command.add_arguments(lb, POSITIVE, model_help, BACKENDS)
+    from .search import command as search_command
+    ix = sub.add_parser("index", help=search_command.INDEX_HELP)
+    search_command.add_index_arguments(ix)
+    se = sub.add_parser("search", help=search_command.SEARCH_HELP)
+    search_command.add_search_arguments(se, POSITIVE)
     e = sub.add_parser("export-onnx", help="write the ONNX Runtime file of a model folder trained before the train "
                                            "stage wrote one (CPU inference: predict, serve and label use it)")
     e.add_argument("model", nargs="?", default="models/model", help="a model folder written by the train stage")
@@ -275,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             return label_command.main(args, model_dir)
         if args.command == "export-onnx":
             return export_onnx(args)
+        if args.command == "index":
+            return search_command.index_main(args)
+        if args.command == "search":
+            return search_command.search_main(args)
         return serve(args)
     except (InputError, OutputError, FileNotFoundError, ValueError, RegistryError, TrackingError, Busy) as e:
         print(f"error: {e}", file=sys.stderr)
