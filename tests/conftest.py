@@ -178,6 +178,13 @@ def sentence_model(tmp_path_factory, tiny_bert) -> Path:
     return p / "models" / "model"
 
 
+def chromium(playwright):
+    """Debian's Chromium, headless, with nothing reaching beyond this machine (its background services off)."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
 ABSTRACT = ("Asthma remains a major public health problem worldwide. The objective was to evaluate aspirin for asthma. "
             "Patients were randomly assigned to aspirin or control for 12 weeks. "
             "Pain decreased by 30 % in the aspirin group (p < 0.05). Aspirin is safe and effective for asthma.")

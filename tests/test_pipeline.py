@@ -60,7 +60,7 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     assert params["model"] == shipped["model"] == MODEL_ID
 
     blocks = quickstart_blocks()
-    assert [len(b) for b in blocks] == [1, 4, 1, 2, 7, 2], blocks
+    assert [len(b) for b in blocks] == [1, 4, 1, 2, 7, 2, 3], blocks
     from make_pubmed_xml import write as write_pubmed_xml  # job 6's generated PubMed XML (the README's Needs)
     (project / "pubmed").mkdir()
     made = write_pubmed_xml(project / "pubmed" / "sample.xml.gz", ROOT / "tests/fixtures/rct/test.txt", 24,
@@ -82,9 +82,11 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
                     assert sorted(r["info"]["status"] for r in runs) == ["FINISHED", "FINISHED"]  # baseline + variant
                 elif "mlflow models serve" in command:
                     invoked = get_json("http://127.0.0.1:5001/invocations", {"dataframe_records": [{"text": ABSTRACT}]})
+                elif "--index" in command:  # job 7: the same page and API, and search
+                    searched = get_json("http://127.0.0.1:8000/api/search?q=pain&role=results")
                 else:
                     served = get_json("http://127.0.0.1:8000/api/label", {"text": ABSTRACT})
-    make_pipeline, (_, _, _, metrics_diff), _, (predict, _), team, (label, show) = blocks
+    make_pipeline, (_, _, _, metrics_diff), _, (predict, _), team, (label, show), (index, search, _) = blocks
 
     # 1. make pipeline: every stage, the hub's files at the pinned commit, through `datasets` and `transformers`
     assert "Running stage 'evaluate'" in outputs[make_pipeline[0]]
@@ -162,6 +164,15 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     agreement = json.loads((project / "labelled/agreement.json").read_text())
     assert agreement["sentences"] == sum(1 for r in labelled if r["heading_category"]) > 0
     assert "model" in outputs[show] and "label" in outputs[show]
+
+    # 7. the labelled literature indexed and searched by role, on the command line and through the page's API
+    registry = json.loads((project / "search-index/index.json").read_text())
+    assert registry["sentences"] == len(labelled) and registry["model"] == manifest["model"]
+    pain = [r for r in labelled if r["label"] == "results" and "pain" in r["text"].lower()]
+    assert searched["count"] == len(pain) > 0 and all(h["label"] == "results" for h in searched["hits"])
+    shown = [line for line in outputs[search].splitlines() if "https://pubmed.ncbi.nlm.nih.gov/" in line]
+    assert len(shown) == sum(1 for r in pain if r["probability"] >= 0.5)
+    assert all(" RESULTS " in line for line in shown)
 
     # the lineage stays honest: a new revision reruns download; a module edit reruns every stage importing it
     assert "didn't change" in run(["dvc", "repro"], project, env).stdout

@@ -250,10 +250,9 @@ def test_the_search_page_in_chromium(search_server, tmp_path):
     """Query box, role checkboxes, probability slider, results with marked words; a click shows the whole
     abstract by role; hostile queries are shown as text or answered with an error, nothing injected."""
     from playwright.sync_api import sync_playwright
+    from conftest import chromium
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = chromium(p)
         page = browser.new_page()
         page.goto(search_server)
         page.wait_for_selector("#search-link:not([hidden])")

@@ -194,10 +194,9 @@ def test_a_port_in_use_is_one_line(sentence_model):
 
 def test_page_in_chromium_shows_coloured_sections(server, tmp_path):
     from playwright.sync_api import sync_playwright
+    from conftest import chromium
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = chromium(p)
         page = browser.new_page()
         page.goto(server)
         page.fill("#text", ABSTRACT)
