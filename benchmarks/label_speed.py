@@ -84,17 +84,18 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str, dict]:
 def model_folder(size: str, minilm: str, folder: Path) -> Path:
     """A model folder as the train stage writes it, with its int8 ONNX file."""
     from transformers import BertConfig, BertModel
-    from pubmed_rct.model import build_model, load_tokenizer
-    from pubmed_rct.onnx_inference import export
+    from pubmed_rct.modeling.model import build_model, load_tokenizer
+    from pubmed_rct.modeling.spec import Spec
+    SPEC = Spec("none", 128, 512, "digits")
+    from pubmed_rct.inference.onnx_runtime import export
     if size == "minilm":
-        model = build_model(minilm, LABELS, "none")
+        model = build_model(minilm, LABELS, SPEC)
     else:
         shape = {"bert-base": {}, "tiny": dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                                 intermediate_size=64)}[size]
         with tempfile.TemporaryDirectory() as tmp:
             BertModel(BertConfig(vocab_size=30522, **shape)).save_pretrained(tmp)
-            model = build_model(tmp, LABELS, "none")
-    model.config.sentence_max_length, model.config.context_max_length, model.config.number_form = 128, 512, "digits"
+            model = build_model(tmp, LABELS, SPEC)
     model.save_pretrained(folder)
     load_tokenizer(minilm).save_pretrained(folder)
     export(folder, "int8")

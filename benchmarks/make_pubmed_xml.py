@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pubmed_rct.abstracts import abstracts_of, read_text_file
+from pubmed_rct.corpus.sources import abstracts_of, read_text_file
 
 # Headings as authors write them, for each category (PubMed shows Label; NlmCategory is the category).
 LABELS = {"BACKGROUND": ["BACKGROUND", "INTRODUCTION", "CONTEXT"], "OBJECTIVE": ["OBJECTIVE", "AIMS", "PURPOSE"],

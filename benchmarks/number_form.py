@@ -22,14 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transformers
 
 from context_modes import encode
-from pubmed_rct.abstracts import abstracts_of, read_text_source
-from pubmed_rct.labels import label_set
-from pubmed_rct.metrics import scores
-from pubmed_rct.model import build_model, load_tokenizer
-from pubmed_rct.numbers import AT, DIGITS, at_sign, detect
-from pubmed_rct.predict import Labeler
+from pubmed_rct.corpus.sources import abstracts_of, read_text_source
+from pubmed_rct.corpus.labels import label_set
+from pubmed_rct.training.metrics import scores
+from pubmed_rct.modeling.spec import Spec
+from pubmed_rct.modeling.model import build_model, load_tokenizer
+from pubmed_rct.text.numbers import AT, DIGITS, at_sign, detect
+from pubmed_rct.inference.predict import Labeler
 from pubmed_rct.params import shipped_train
-from pubmed_rct.training import train
+from pubmed_rct.training.loop import train
 
 
 def main() -> None:
@@ -58,8 +59,7 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         transformers.set_seed(seed)
-        model = build_model(args.model, labels, "none")
-        model.config.number_form = AT
+        model = build_model(args.model, labels, Spec("none", args.max_length, 512, AT))
         start = time.perf_counter()
         train(model, train_ex, shipped_train(learning_rate=args.lr, batch_size=args.batch_size, num_epochs=args.epochs,
                                              log_every_steps=10 ** 9), "none", tok.pad_token_id, seed, progress=False)

@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from pubmed_rct.abstracts import abstracts_of, read_text_file
-from pubmed_rct.metrics import scores
-from pubmed_rct.model import cpu_has_bf16, load_tokenizer, load_trained, trained_config
-from pubmed_rct.onnx_inference import OnnxModel, export
-from pubmed_rct.predict import Labeler
+from pubmed_rct.corpus.sources import abstracts_of, read_text_file
+from pubmed_rct.training.metrics import scores
+from pubmed_rct.modeling.model import cpu_has_bf16, load_tokenizer, load_trained, trained_config
+from pubmed_rct.inference.onnx_runtime import OnnxModel, export
+from pubmed_rct.inference.predict import Labeler
 
 
 def labels_of(labeler: Labeler, split: list[list[str]]) -> list[str]:

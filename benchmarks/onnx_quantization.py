@@ -27,8 +27,8 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 
 from label_speed import cpu_flags  # noqa: E402
-from pubmed_rct.abstracts import abstracts_of, read_text_file  # noqa: E402
-from pubmed_rct.metrics import scores  # noqa: E402
+from pubmed_rct.corpus.sources import abstracts_of, read_text_file  # noqa: E402
+from pubmed_rct.training.metrics import scores  # noqa: E402
 
 BOUNDS = {"micro": 0.3, "macro": 0.5}
 
@@ -67,8 +67,8 @@ def kl(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def onnx_labeler(file: Path, config, tokenizer, context, labels):
-    from pubmed_rct.onnx_inference import OnnxModel
-    from pubmed_rct.predict import Labeler
+    from pubmed_rct.inference.onnx_runtime import OnnxModel
+    from pubmed_rct.inference.predict import Labeler
     return Labeler(OnnxModel(file, config), tokenizer, context, labels)
 
 
@@ -77,7 +77,7 @@ def static_qdq(fused: Path, out: Path, labeler, split) -> Path:
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
-    from pubmed_rct.encoding import build_examples
+    from pubmed_rct.modeling.encoding import build_examples
 
     ids = labeler.token_ids([s for a in split for s in a])
     spans, at = [], 0
@@ -121,7 +121,7 @@ def speed(labeler, split) -> tuple[float, float]:
 
 def sensitivity(fused: Path, nodes: list[str], tmp: Path, make, dev, reference_probs) -> list[tuple[float, str]]:
     """(KL divergence from fp32 on the validation split, node) for each node quantized alone, most first."""
-    from pubmed_rct.onnx_inference import quantize
+    from pubmed_rct.inference.onnx_runtime import quantize
     ranked = []
     for i, node in enumerate(nodes):
         out = quantize(fused, tmp / f"one-{i}.onnx", tuple(n for n in nodes if n != node))
@@ -137,9 +137,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=HERE.parents[1] / "shared" / "data" / "nicta-piboso")
     ap.add_argument("--max-k", type=int, default=8)
     args = ap.parse_args()
-    from pubmed_rct.model import load_tokenizer, load_trained, trained_config
-    from pubmed_rct.onnx_inference import fused_graph, quantizable, quantize
-    from pubmed_rct.predict import Labeler
+    from pubmed_rct.modeling.model import load_tokenizer, load_trained, trained_config
+    from pubmed_rct.inference.onnx_runtime import fused_graph, quantizable, quantize
+    from pubmed_rct.inference.predict import Labeler
     dev, dev_gold = split_of(args.data / "dev.txt")
     test, test_gold = split_of(args.data / "test.txt")
     print(f"{len(dev_gold)} validation and {len(test_gold)} test sentences ({args.data.name}); "

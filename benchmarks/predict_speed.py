@@ -30,17 +30,18 @@ def bert_base_dir(tokenizer_dir: str, mode: str, labels: list[str], out: str) ->
     """A randomly initialised BERT-base (SciBERT's size) saved with the MiniLM tokenizer: speed only."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertConfig
 
-    from pubmed_rct.model import load_tokenizer
+    from pubmed_rct.modeling import spec
+    from pubmed_rct.modeling.model import load_tokenizer
     cls = AutoModelForSequenceClassification if mode == "none" else AutoModelForTokenClassification
     model = cls.from_config(BertConfig(vocab_size=31090, num_labels=len(labels)))
-    model.config.context = mode
+    spec.write(model.config, spec.Spec(mode, 128, 512, "digits"))
     model.save_pretrained(out)
     load_tokenizer(tokenizer_dir).save_pretrained(out)
     return out
 
 
 def texts(data: str, single: int, abstracts: int) -> tuple[list[str], list[str]]:
-    from pubmed_rct.abstracts import abstracts_of, read_text_file
+    from pubmed_rct.corpus.sources import abstracts_of, read_text_file
     rows = read_text_file(data)
     groups = abstracts_of(rows)
     all_texts = [" ".join(rows[i]["text"] for i in g) for g in groups]
@@ -49,9 +50,9 @@ def texts(data: str, single: int, abstracts: int) -> tuple[list[str], list[str]]
 
 
 def labeler_for(folder: str, path: str):
-    from pubmed_rct.model import load_tokenizer, load_trained, trained_config
-    from pubmed_rct.onnx_inference import OnnxModel, onnx_file
-    from pubmed_rct.predict import Labeler
+    from pubmed_rct.modeling.model import load_tokenizer, load_trained, trained_config
+    from pubmed_rct.inference.onnx_runtime import OnnxModel, onnx_file
+    from pubmed_rct.inference.predict import Labeler
     if path.startswith("torch"):
         return Labeler(*load_trained(folder), precision="fp32" if path == "torch fp32" else "auto")
     config, mode, labels = trained_config(folder)
@@ -60,10 +61,10 @@ def labeler_for(folder: str, path: str):
 
 def breakdown(labeler, text: str) -> dict:
     """Seconds of each step of one abstract, as Labeler.label runs them."""
-    from pubmed_rct.encoding import build_examples
-    from pubmed_rct.batching import CPU_WIDTH, collate, cut_wide
-    from pubmed_rct.model import predict_proba
-    from pubmed_rct.predict import split_sections
+    from pubmed_rct.modeling.encoding import build_examples
+    from pubmed_rct.modeling.batching import CPU_WIDTH, collate, cut_wide
+    from pubmed_rct.modeling.model import predict_proba
+    from pubmed_rct.inference.predict import split_sections
     t0 = time.perf_counter()
     sentences = [s for _, _, s in split_sections(text)]
     t1 = time.perf_counter()
@@ -136,9 +137,9 @@ def main() -> None:
         return child(args)
     import torch
 
-    from pubmed_rct.abstracts import read_text_file
-    from pubmed_rct.model import build_model, load_tokenizer
-    from pubmed_rct.onnx_inference import export, onnx_file
+    from pubmed_rct.corpus.sources import read_text_file
+    from pubmed_rct.modeling.model import build_model, load_tokenizer
+    from pubmed_rct.inference.onnx_runtime import export, onnx_file
     ten, batch = texts(args.data, args.single, args.abstracts)
     labels = sorted({r["label"] for r in read_text_file(args.data)})
     print(f"CPU: {os.cpu_count()} cores, flags {cpu_flags()}; torch threads {torch.get_num_threads()}; single: "
@@ -149,7 +150,7 @@ def main() -> None:
         for mode in args.modes:
             with tempfile.TemporaryDirectory() as folder:
                 if shape == "MiniLM":
-                    build_model(args.model, labels, mode).save_pretrained(folder)
+                    build_model(args.model, labels, Spec(mode, 128, 512, "digits")).save_pretrained(folder)
                     load_tokenizer(args.model).save_pretrained(folder)
                 else:
                     bert_base_dir(args.model, mode, labels, folder)

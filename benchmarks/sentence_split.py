@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pubmed_rct.sentences import paragraphs, repair, segment
+from pubmed_rct.text.sentences import paragraphs, repair, segment
 
 GOLD = Path(__file__).resolve().parents[1] / "tests/fixtures/sentences/abstracts.txt"
 
@@ -52,7 +52,7 @@ def read_gold(path: Path = GOLD) -> list[tuple[str, str, list[tuple[str | None, 
 
 def read_corpus(path: Path) -> list[tuple[str, str, list[tuple[None, str]]]]:
     """(id, sentences joined by spaces, the corpus's own sentences) for each abstract of a PubMed RCT file."""
-    from pubmed_rct.abstracts import abstracts_of, read_text_file
+    from pubmed_rct.corpus.sources import abstracts_of, read_text_file
     rows = read_text_file(path)
     return [(rows[g[0]]["abstract_id"], " ".join(rows[i]["text"] for i in g), [(None, rows[i]["text"]) for i in g])
             for g in abstracts_of(rows)]

@@ -14,7 +14,7 @@ import time
 
 
 def install() -> None:
-    from pubmed_rct.predict import Labeler
+    from pubmed_rct.inference.predict import Labeler
     wait = float(os.environ.get("SLEEPY_MS", "200")) / 1000
 
     def label_sentences(self, split, batch_size=None):

@@ -49,7 +49,7 @@ def spark_sections(path: Path) -> dict[str, list[tuple]]:
 
 def spark_category(value) -> str | None:
     """NlmCategory as the project keeps it: one of the five, else None (UNASSIGNED and the like)."""
-    from pubmed_rct.headings import CATEGORIES
+    from pubmed_rct.text.headings import CATEGORIES
     value = (value or "").upper()
     return value if value in CATEGORIES else None
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
-from pubmed_rct.abstracts import abstracts_of, read_text_file
-from pubmed_rct.encoding import build_examples, examples_table, gc_paused, special_ids, tokenize_sentences
+from pubmed_rct.corpus.sources import abstracts_of, read_text_file
+from pubmed_rct.modeling.encoding import build_examples, examples_table, gc_paused, special_ids, tokenize_sentences
 
 PUBMED_200K = 2_211_861  # sentences in PubMed 200k RCT's train split (Dernoncourt & Lee 2017)
 

@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from pubmed_rct.abstracts import read_text_file
-from pubmed_rct.encoding import build_examples, tokenize_sentences
-from pubmed_rct.batching import padded_width
-from pubmed_rct.model import cpu_has_bf16, device_and_dtype
+from pubmed_rct.corpus.sources import read_text_file
+from pubmed_rct.modeling.encoding import build_examples, tokenize_sentences
+from pubmed_rct.modeling.batching import padded_width
+from pubmed_rct.modeling.model import cpu_has_bf16, device_and_dtype
 from pubmed_rct.params import Train, shipped_train
-from pubmed_rct.training import epoch_batches, make_optimizer, make_step
+from pubmed_rct.training.loop import epoch_batches, make_optimizer, make_step
 
 SHAPES = {"bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
           "minilm": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),

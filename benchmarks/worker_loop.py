@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 from predict_speed import bert_base_dir
-from pubmed_rct.abstracts import abstracts_of, read_text_file
+from pubmed_rct.corpus.sources import abstracts_of, read_text_file
 from pubmed_rct.literature.worker import label_records
-from pubmed_rct.predict import Labeler
+from pubmed_rct.inference.predict import Labeler
 
 
 def main() -> None:

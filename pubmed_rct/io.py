@@ -92,6 +92,21 @@ def read_parquet(path: str | Path, columns: list[str] | None = None):
     return pq.read_table(path, columns=columns, page_checksum_verification=True)
 
 
+def digest(parts) -> str:
+    """The SHA-256 of `parts` in order, hex: bytes as they are, a Path by its content (read in 1 MiB blocks). What
+    decides whether two things are the same: a checkpoint's params and data, a model folder's files."""
+    import hashlib
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            with open(part, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        else:
+            h.update(part)
+    return h.hexdigest()
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -21,11 +21,13 @@ import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
+from . import choices
+
 FILE = "params.yaml"
 _STRICT = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 Positive = Annotated[int, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0)]
-Switch = Literal["auto", "true", "false"]
+Switch = Literal[choices.SWITCH]
 
 
 class ParamsError(ValueError):
@@ -45,7 +47,7 @@ class Data:
 
 @dataclass(frozen=True, config=_STRICT)
 class Downsample:
-    strategy: Literal["minority", "cap"]
+    strategy: Literal[choices.DOWNSAMPLING]
     cap: Union[Positive, Literal["median"]]
 
 
@@ -62,12 +64,12 @@ class Train:
     weight_decay: Rate
     warmup_ratio: Annotated[float, Field(ge=0, le=1)]
     max_grad_norm: Rate                # 0: no clipping
-    precision: Literal["auto", "bf16", "fp32"]
-    compile: Literal["auto", "true", "false", "reduce-overhead"]
+    precision: Literal[choices.TRAIN_PRECISIONS]
+    compile: Literal[choices.COMPILE]
     cuda_graphs: Switch
     pad_multiple: Positive
     group_by_length: bool
-    class_weights: Literal["none", "balanced", "sqrt"]
+    class_weights: Literal[choices.CLASS_WEIGHTS]
     log_every_steps: Positive
     checkpoint_every_steps: Positive
 
@@ -76,7 +78,7 @@ class Train:
 
 @dataclass(frozen=True, config=_STRICT)
 class Export:
-    onnx: Literal["int8", "fp32", "none"]
+    onnx: Literal[choices.EXPORTS]
     max_micro_f1_drop: float  # points on validation: beyond either bound, CPUs run fp32 instead of int8
     max_macro_f1_drop: float
 
@@ -98,7 +100,7 @@ class Tracking:
 class Params:
     seed: int
     use_downsampling: bool
-    context: Literal["none", "abstract"]
+    context: Literal[choices.CONTEXTS]
     model: str
     max_length: Annotated[int, Field(gt=2)]  # [CLS] and [SEP] included
     data: Data

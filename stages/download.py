@@ -6,7 +6,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
 from pubmed_rct import params
-from pubmed_rct.abstracts import SPLITS, read_source, write_split
+from pubmed_rct.corpus.sources import SPLITS, read_source
+from pubmed_rct.corpus.store import write_split
 from pubmed_rct.io import atomic_path, run_stage, write_json
 
 OUT = "data/raw"

@@ -10,10 +10,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
 from pubmed_rct import params
-from pubmed_rct.abstracts import SPLITS, read_split, write_split
+from pubmed_rct.corpus.sources import SPLITS
+from pubmed_rct.corpus.store import read_split, write_split
 from pubmed_rct.io import atomic_path, run_stage, write_json
-from pubmed_rct.labels import label_set, write_labels
-from pubmed_rct.sampling import class_counts, class_weights, downsample
+from pubmed_rct.corpus.labels import label_set, write_labels
+from pubmed_rct.corpus.sampling import class_counts, class_weights, downsample
 
 RAW, OUT, METRICS = "data/raw", "data/prepared", "metrics/data.json"
 

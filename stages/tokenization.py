@@ -8,11 +8,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this project's package, also in DVC's temp copies
 
 from pubmed_rct import params
-from pubmed_rct.abstracts import SPLITS, abstracts_of, read_split
-from pubmed_rct.encoding import build_examples, examples_table, special_ids, tokenize_sentences, truncation_stats
+from pubmed_rct.corpus.sources import SPLITS, abstracts_of
+from pubmed_rct.corpus.store import read_split
+from pubmed_rct.modeling.encoding import build_examples, examples_table, special_ids, tokenize_sentences, truncation_stats
 from pubmed_rct.io import atomic_path, run_stage, write_json, write_parquet
-from pubmed_rct.labels import read_labels
-from pubmed_rct.model import load_tokenizer
+from pubmed_rct.corpus.labels import read_labels
+from pubmed_rct.modeling.model import load_tokenizer
 
 PREPARED, OUT, METRICS = "data/prepared", "data/tokenized", "metrics/tokenize.json"
 

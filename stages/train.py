@@ -1,4 +1,5 @@
-"""train: fine-tune the model on data/tokenized; save models/model, metrics/train.json; log to MLflow.
+"""train: fine-tune the model on data/tokenized; save models/model (with what CPUs run, decided on the validation
+split), metrics/train.json and the loss curves; log to MLflow.
 
 Runs alone (`python stages/train.py`), under `dvc repro`, and under `torchrun --nproc_per_node N`
 (data parallel; only rank 0 writes files and logs).
@@ -15,13 +16,21 @@ import time
 
 import transformers
 
-from pubmed_rct import checkpoints, cpu_inference, lifetime, params, tracking
-from pubmed_rct.abstracts import read_split, read_table
+from pubmed_rct import lifetime, params
+from pubmed_rct.corpus.labels import read_labels
+from pubmed_rct.corpus.store import read_split, read_table
+from pubmed_rct.inference import cpu_path
 from pubmed_rct.io import atomic_path, read_json, run_stage, write_json, write_text
-from pubmed_rct.labels import read_labels
-from pubmed_rct.metrics import scores
-from pubmed_rct.model import build_model, load_tokenizer, predict_proba
-from pubmed_rct.training import EXAMPLE_COLUMNS, examples_from_table, fingerprint, process_group, train
+from pubmed_rct.modeling.encoding import EXAMPLE_COLUMNS, examples_from_table
+from pubmed_rct.modeling.model import build_model, load_tokenizer, predict_proba
+from pubmed_rct.modeling.spec import Spec
+from pubmed_rct.tracking.lineage import lineage_tags
+from pubmed_rct.tracking.stage_run import StageRun, stage_run
+from pubmed_rct.tracking.store import project_home, tracking_uri
+from pubmed_rct.training import checkpoints
+from pubmed_rct.training.distributed import process_group
+from pubmed_rct.training.loop import fingerprint, train
+from pubmed_rct.training.metrics import scores
 
 DATA, LABELS, MODEL, SOURCE = "data/tokenized", "data/prepared/labels.json", "models/model", "data/raw/source.json"
 METRICS, LOSS_CURVE, EPOCHS = "metrics/train.json", "metrics/train_loss.csv", "metrics/train_epochs.csv"
@@ -38,92 +47,66 @@ def main() -> None:
     val_rows = read_split("data/prepared/validation.parquet")
     # Checkpoints live outside DVC's outputs (DVC deletes outputs before a stage runs), keyed by params + data.
     key = fingerprint(p.train, p.seed, p.model, p.context, Path(f"{DATA}/train.parquet"))
-    ckpt = tracking.project_home() / "checkpoints" / key
-    lock = lifetime.exclusive(tracking.project_home() / ".dvc" / "tmp" / f"train-{key}.lock",  # beside DVC's own
+    ckpt = project_home() / "checkpoints" / key
+    lock = lifetime.exclusive(project_home() / ".dvc" / "tmp" / f"train-{key}.lock",  # beside DVC's own
                               "training with these params and data")
     with process_group() as (rank, world_size), lock if rank == 0 else contextlib.nullcontext():
         logged = {**params.run_params(p, source),
                   # data parallel: batch_size is the global batch, so the learning rate stays as set for any size
                   "world_size": world_size, "per_device_batch_size": p.train.batch_size // world_size,
                   "global_batch_size": p.train.batch_size, "learning_rate_rule": "unchanged (global batch)"}
-        train_stage(p, labels, source, logged, examples, val, val_rows, ckpt, rank)
-
-
-def train_stage(p: params.Params, labels, source, logged, examples, val, val_rows, ckpt: Path, rank: int) -> None:
-    """Resume or start the MLflow run, train, write the outputs; the run ends FAILED (KILLED when stopped) if
-    anything fails, and FINISHED once the outputs are written (evaluate reopens it)."""
-    saved = checkpoints.load(ckpt / "state.pt")
-    carry = {"run_id": None, "curve": [], "epochs": [], **(saved or {}).get("carry", {})}
-    run_id, uri, sender = None, tracking.tracking_uri(), None
-    if rank == 0:
-        run_id = start_tracking(p, logged, uri, carry["run_id"], ckpt / "run.json")
-        carry["run_id"] = run_id
-    try:
-        if run_id:
-            tracking.quick_http_failures()
-            sender = tracking.MetricSender(run_id)  # the training loop never waits on the tracking server
-        result = fit(p, labels, source, examples, val, val_rows, ckpt, saved, carry, sender, rank)
-        if rank != 0:
+        saved = checkpoints.load(ckpt / "state.pt")
+        carry = {"run_id": None, "curve": [], "epochs": [], **(saved or {}).get("carry", {})}
+        data = (labels, source, examples, val, val_rows)
+        if rank != 0:  # the other processes train beside rank 0; it alone tracks and writes
+            fit(p, data, ckpt, saved, carry, StageRun(None), rank)
             return
-        weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
-        result.update({"class_weights": weights or p.train.class_weights, "mlflow_run_id": run_id or "",
-                       "mlflow_tracking_uri": uri if run_id else ""})
-        write_json(METRICS, result)
-        write_csv(LOSS_CURVE, [("step", "train_loss", "learning_rate", "elapsed_s"), *carry["curve"]])
-        write_csv(EPOCHS, [("epoch", "epoch_val_macro_f1", "epoch_val_micro_f1"), *carry["epochs"]])
-        if sender:
-            sender.log({k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
-                       | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()},
-                       result["train_steps"])
-        if sender and (unsent := sender.close(wait_s=15)):
-            print(f"WARNING: {unsent} metrics could not be sent to {uri}; {LOSS_CURVE} and {EPOCHS} hold them, and "
-                  "the evaluate stage sends what the run lacks (`dvc repro -f -s evaluate` once the server is back).",
-                  file=sys.stderr)
-        if run_id:
-            tracking.end_if_running(run_id, "FINISHED")
+        with stage_run("train", p.tracking, logged, lineage_tags(DEPS, logged["data_source"]),
+                       resume=carry["run_id"], marker=ckpt / "run.json") as run:
+            carry["run_id"] = run.run_id
+            result = fit(p, data, ckpt, saved, carry, run, rank)
+            write_outputs(p, labels, result, carry, run)
         checkpoints.discard(ckpt)  # only now: the model and every output are written, the run is ended
         print(f"train: {result}")
-    except BaseException as e:
-        if run_id:  # never leave it RUNNING; a resumed run sets it RUNNING again
-            with lifetime.shielded():  # a second Ctrl-C or SIGTERM waits for this (at most ~10 s)
-                if sender:
-                    sender.close(wait_s=5)  # its thread stops writing first: one writer to the store
-                try:
-                    tracking.end_if_running(run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-                except tracking.store_errors() as err:  # the original failure is the one to report
-                    print(f"WARNING: MLflow run {run_id} could not be ended ({type(err).__name__}: {err}); the "
-                          "next train ends or resumes it", file=sys.stderr)
-        raise
 
 
-def fit(p: params.Params, labels, source, examples, val, val_rows, ckpt: Path, saved, carry: dict, sender,
-        rank: int) -> dict:
+def write_outputs(p: params.Params, labels: list[str], result: dict, carry: dict, run: StageRun) -> None:
+    """metrics/train.json and the two curves (what a tracking outage kept from the run is there too); train's
+    final metrics to the run."""
+    weights = dict(zip(labels, result["class_weights"])) if result["class_weights"] else None
+    result.update({"class_weights": weights or p.train.class_weights, "mlflow_run_id": run.run_id or "",
+                   "mlflow_tracking_uri": tracking_uri() if run.run_id else ""})
+    write_json(METRICS, result)
+    write_csv(LOSS_CURVE, [("step", "train_loss", "learning_rate", "elapsed_s"), *carry["curve"]])
+    write_csv(EPOCHS, [("epoch", "epoch_val_macro_f1", "epoch_val_micro_f1"), *carry["epochs"]])
+    run.log({k: result[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")}
+            | {f"class_weight_{label.replace(' ', '_')}": w for label, w in (weights or {}).items()},
+            result["train_steps"])
+
+
+def fit(p: params.Params, data: tuple, ckpt: Path, saved, carry: dict, run: StageRun, rank: int) -> dict:
     """Build the model, train it (from the checkpoint `saved` if any), save it to models/model with its ONNX
-    Runtime file for CPU inference (export.onnx; docs/predict.md)."""
+    Runtime file for CPUs, int8 only where validation keeps the bounds (export.*; docs/predict.md)."""
+    labels, source, examples, val, val_rows = data
     transformers.set_seed(p.seed)
     tokenizer = load_tokenizer(p.model)
-    model = build_model(p.model, labels, p.context)
-    model.config.sentence_max_length = p.max_length
-    model.config.context_max_length = p.tokenize.context_max_length
-    model.config.number_form = source["number_form"]  # raw text gets the training data's number form
+    model = build_model(p.model, labels, Spec(context=p.context, sentence_max_length=p.max_length,
+                                              context_max_length=p.tokenize.context_max_length,
+                                              number_form=source["number_form"]))  # raw text read as the data was
     label_id = {l: i for i, l in enumerate(labels)}
     start = time.monotonic() - (carry["curve"][-1][3] if carry["curve"] else 0.0)
-
-    def log(metrics: dict, step: int) -> None:
-        if sender:
-            sender.log(metrics, step)
 
     def on_log(metrics: dict, step: int) -> None:
         carry["curve"].append((step, metrics["train_loss_step"], metrics["learning_rate"],
                                round(time.monotonic() - start, 3)))
-        log({"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
+        run.log({"train_loss": metrics["train_loss_step"], "learning_rate": metrics["learning_rate"]}, step)
 
     def on_epoch_end(m, epoch: int, step: int) -> None:
         rows, probs = predict_proba(m, val, p.context, tokenizer.pad_token_id, 256, p.train.precision)
         s = scores([label_id[val_rows[r]["label"]] for r in rows], probs.argmax(-1).tolist(), labels, "val")
         print(f"epoch {epoch}: val_macro_f1 {s['val_macro_f1']:.4f} val_micro_f1 {s['val_micro_f1']:.4f}")
         carry["epochs"].append((epoch, s["val_macro_f1"], s["val_micro_f1"]))
-        log({"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
+        run.log({"epoch_val_macro_f1": s["val_macro_f1"], "epoch_val_micro_f1": s["val_micro_f1"]}, epoch)
 
     result = train(model, examples, p.train, p.context, tokenizer.pad_token_id, p.seed, ckpt, on_log, on_epoch_end,
                    resume=saved, carry=carry)
@@ -133,14 +116,9 @@ def fit(p: params.Params, labels, source, examples, val, val_rows, ckpt: Path, s
             tokenizer.save_pretrained(tmp)
             if p.export.onnx != "none":
                 start = time.monotonic()
-
-                def score(onnx_model) -> tuple[float, float, list[int]]:  # validation micro, macro F1 and labels
-                    rows, probs = predict_proba(onnx_model or model, val, p.context, tokenizer.pad_token_id, 256)
-                    predicted = probs.argmax(-1).tolist()
-                    s = scores([label_id[val_rows[r]["label"]] for r in rows], predicted, labels, "val")
-                    return s["val_micro_f1"], s["val_macro_f1"], [x for _, x in sorted(zip(rows.tolist(), predicted))]
+                score = cpu_path.scorer(model, val, val_rows, labels, p.context, tokenizer.pad_token_id)
                 bounds = (p.export.max_micro_f1_drop, p.export.max_macro_f1_drop)
-                decision = cpu_inference.decide_or_warn(tmp, p.export.onnx, bounds, score, MODEL)
+                decision = cpu_path.decide_or_warn(tmp, p.export.onnx, bounds, score, MODEL)
                 if decision["file"]:
                     print(f"train: CPUs run {decision['file']} ({(tmp / decision['file']).stat().st_size / 2 ** 20:.1f}"
                           f" MiB, {time.monotonic() - start:.0f} s): {decision['why']}")
@@ -151,30 +129,6 @@ def write_csv(path: str, rows: list[tuple]) -> None:
     out = io.StringIO()
     csv.writer(out).writerows(rows)
     write_text(path, out.getvalue())
-
-
-def start_tracking(p: params.Params, logged: dict, uri: str, resumed: str | None, marker: Path) -> str | None:
-    """The MLflow run: the checkpoint's own (`resumed`), set RUNNING again, or a new one; a run that an earlier
-    process opened and never closed (killed before its first checkpoint; `marker` names it) ends KILLED. A
-    required tracking server that fails stops the stage before training."""
-    try:
-        tracking.check_server(uri)
-        if marker.is_file() and (stale := read_json(marker).get("run_id")) and stale != resumed:
-            tracking.end_if_running(stale, "KILLED")
-        if resumed and tracking.reopen(resumed):
-            print(f"train: resuming MLflow run {resumed}")
-            return resumed
-        tags = tracking.lineage_tags(DEPS, logged["data_source"])
-        run_id = tracking.start_run(p.tracking.experiment, logged, tags)
-        write_json(marker, {"run_id": run_id})
-        return run_id
-    except tracking.store_errors() as e:  # a bug in this code is not "the store is unreachable"
-        if p.tracking.required:
-            raise tracking.TrackingError(f"{e}\nTracking is required (params.yaml tracking.required); fix the "
-                                         "server or run with -S tracking.required=false") from e
-        print(f"WARNING: MLflow tracking unavailable ({e}); training WITHOUT tracking: nothing will be logged.",
-              file=sys.stderr)
-        return None
 
 
 if __name__ == "__main__":

@@ -197,14 +197,17 @@ ROLES = ["BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"]
 SLOW_FIXTURES = {"abstract_project", "app", "hub", "hub_project", "literature", "mlflow_uri", "project", "server",
                  "store", "sentence_model", "tokenized", "tokenized_project", "tracked_project", "s3_endpoint",
                  "tiny_bert", "scibert_like"}
-SLOW_MODULES = {"test_pipeline", "test_label_job", "test_remote", "test_web", "test_lifetime", "test_benchmarks"}
+SLOW_MODULES = {"test_pipeline", "test_label_job", "test_remote", "test_web", "test_lifetime", "test_benchmarks",
+                "test_search"}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fast: needs no service, pipeline run or trained model (make test-fast)")
+    config.addinivalue_line("markers", "starts(what): the test starts a service itself (never fast)")
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.module.__name__ not in SLOW_MODULES and not SLOW_FIXTURES & set(item.fixturenames):
+        starts = item.get_closest_marker("starts") is not None
+        if item.module.__name__ not in SLOW_MODULES and not SLOW_FIXTURES & set(item.fixturenames) and not starts:
             item.add_marker(pytest.mark.fast)

@@ -7,7 +7,9 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from pubmed_rct.params import shipped_train
-from pubmed_rct.training import epoch_batches, examples_from_table, make_optimizer, make_step, process_group
+from pubmed_rct.modeling.encoding import examples_from_table
+from pubmed_rct.training.distributed import process_group
+from pubmed_rct.training.loop import epoch_batches, make_optimizer, make_step
 
 tokenized, model_dir, out = sys.argv[1:4]
 examples = examples_from_table(pq.read_table(tokenized))

@@ -19,7 +19,7 @@ import time
 def kill_after_checkpoint(step: str) -> None:
     """A real SIGKILL right after the first checkpoint at or past `step` is on disk (rank 0 saves it; torchrun
     then ends the other ranks)."""
-    from pubmed_rct import checkpoints
+    from pubmed_rct.training import checkpoints
     save = checkpoints.save
 
     def save_then_die(ckpt, model, optimizer, scheduler, state, *args, **kwargs):
@@ -56,7 +56,7 @@ def delete_after_listing(uri: str) -> None:
 def promote_delay(seconds: str) -> None:
     """Widen promote's read-to-write window: two promotions then both read the champion before either writes,
     unless the lock serialises them."""
-    from pubmed_rct import registry
+    from pubmed_rct.tracking import registry
     read = registry._champion
 
     def slow_read(*args, **kwargs):

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pubmed_rct.abstracts import (SPLITS, DataError, abstracts_of, group_rows, parse_text, read_source, read_split,
-                                  read_text_file, write_split)
-from pubmed_rct.numbers import at_sign
+from pubmed_rct.corpus.sources import SPLITS, abstracts_of, group_rows, parse_text, read_source, read_text_file
+from pubmed_rct.corpus.store import DataError, read_split, write_split
+from pubmed_rct.text.numbers import at_sign
 from conftest import CORPUS, HUB_COMMIT, HUB_ID, HUB_REPO, ROOT, make_project, run, set_params
 from services import free_port
 
@@ -215,7 +215,8 @@ def test_changed_bytes_anywhere_in_a_parquet_file_are_named_never_read_as_other_
     decode" and 4 were read with changed rows. Page checksums (written and verified) and a check of the footer
     find them; here 300 copies, each some bytes changed at a random place."""
     import random
-    from pubmed_rct.abstracts import COLUMNS, DataError, read_split, read_text_file, write_split
+    from pubmed_rct.corpus.sources import read_text_file
+    from pubmed_rct.corpus.store import COLUMNS, DataError, read_split, write_split
     rows = read_text_file(ROOT / "tests/fixtures/rct/test.txt")
     folder = tmp_path / "prepared"
     write_split(folder / "good.parquet", rows)

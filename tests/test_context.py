@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from conftest import ABSTRACT, make_project, run
-from pubmed_rct.model import load_trained
-from pubmed_rct.predict import Labeler
+from pubmed_rct.modeling.model import load_trained
+from pubmed_rct.inference.predict import Labeler
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pyarrow as pa
 import pytest
 
-from pubmed_rct.encoding import IGNORE, build_examples, examples_table, tokenize_sentences, truncation_stats
+from pubmed_rct.modeling.encoding import IGNORE, build_examples, examples_table, tokenize_sentences, truncation_stats
 
 CLS, SEP = 101, 102
 # three abstracts: 3 sentences, 1 sentence, 2 sentences; token ids are 10*row + position

@@ -128,9 +128,13 @@ def test_killed_mid_run_and_started_again_every_sentence_is_there_once(literatur
     out = tmp_path / "labelled"
     cmd = [*LABEL, str(src), "--model", str(sentence_model), "--out", str(out), "--chunk", "10", "--batch", "5",
            "--workers", "1"]
-    scratch = tmp_path / "tmp"  # the machine's temp space, as the job sees it (TMPDIR)
+    scratch, conf = tmp_path / "tmp", tmp_path / "conf"  # the machine's temp space, as the job sees it (TMPDIR)
     scratch.mkdir()
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **ENV, "TMPDIR": str(scratch)}
+    conf.mkdir()  # each unit 1 s longer (tests/slow_units.py): the kill comes long before the job could end
+    (conf / "spark-defaults.conf").write_text("spark.python.daemon.module slow_units\n")
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **ENV, "TMPDIR": str(scratch),
+           "SPARK_CONF_DIR": str(conf), "SLOW_UNITS_DIR": str(tmp_path), "SLOW_UNITS_S": "1",
+           "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"}
     job = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     def parts_listed():  # the manifest is written (atomically) after each part, so a part may be on disk unlisted
@@ -196,7 +200,7 @@ def test_the_logged_model_works_with_mlflows_spark_udf(sentence_model, tmp_path,
     row per sentence). With params output=abstracts it gives one struct of arrays per input row."""
     import mlflow
     from pyspark.sql import SparkSession
-    from pubmed_rct import pyfunc
+    from pubmed_rct.tracking import pyfunc
     from conftest import ABSTRACT, ROLES
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")

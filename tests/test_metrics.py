@@ -1,6 +1,6 @@
 import pytest
 
-from pubmed_rct.metrics import confusion_rows, plot_confusion, report, scores
+from pubmed_rct.training.metrics import confusion_rows, plot_confusion, report, scores
 
 LABELS = ["A", "B", "C"]
 # hand-checked: A: tp 2 fp 1 fn 0 -> f1 0.8; B: tp 1 fp 0 fn 1 -> 0.6667; C: tp 1 fp 1 fn 1 -> 0.5

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from pubmed_rct.encoding import build_examples
-from pubmed_rct.batching import cut_wide, pack
-from pubmed_rct.model import predict_proba
+from pubmed_rct.modeling.encoding import build_examples
+from pubmed_rct.modeling.batching import cut_wide, pack
+from pubmed_rct.modeling.model import predict_proba
 
 
 def abstract_examples():
@@ -52,8 +52,8 @@ def test_the_forward_never_asks_whether_a_batch_has_padding(monkeypatch):
     import transformers.masking_utils as masking
     from transformers import BertConfig, BertForSequenceClassification
 
-    from pubmed_rct.batching import collate
-    from pubmed_rct.model import sentence_logits
+    from pubmed_rct.modeling.batching import collate
+    from pubmed_rct.modeling.model import sentence_logits
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2,
                                                      num_attention_heads=2, intermediate_size=64, num_labels=5)).eval()
@@ -88,14 +88,15 @@ def test_a_local_copy_of_scibert_loads_uncased_with_its_pretrained_weights(hub, 
     """The README's offline route for the model: `hf download allenai/scibert_scivocab_uncased --local-dir`
     (here from the local hub) leaves config.json, vocab.txt and pytorch_model.bin, and nothing else to go on."""
     from conftest import MODEL_ID, run
-    from pubmed_rct.model import build_model, load_tokenizer
+    from pubmed_rct.modeling.model import build_model, load_tokenizer
     copy = tmp_path / "scibert_scivocab_uncased"
     run(["hf", "download", MODEL_ID, "--local-dir", str(copy)], tmp_path, hub[0])
     assert sorted(p.name for p in copy.iterdir() if not p.name.startswith(".")) == [
         "config.json", "pytorch_model.bin", "vocab.txt"]
     tokenizer = load_tokenizer(str(copy))
     assert tokenizer.tokenize("The Odds RATIO was @ .") == ["the", "odds", "ratio", "was", "@", "."]  # uncased
-    model = build_model(str(copy), ["a", "b", "c"], "none")
+    from pubmed_rct.modeling.spec import Spec
+    model = build_model(str(copy), ["a", "b", "c"], Spec("none", 128, 512, "@"))
     pretrained = torch.load(copy / "pytorch_model.bin", weights_only=True)
     torch.testing.assert_close(model.bert.embeddings.word_embeddings.weight,
                                pretrained["bert.embeddings.word_embeddings.weight"])

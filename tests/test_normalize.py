@@ -1,8 +1,8 @@
 """Raw text as people paste it: spaces, invisible characters and compatibility forms, cleaned once."""
 import pytest
 
-from pubmed_rct.normalize import clean
-from pubmed_rct.sentences import InputError, split_sentences
+from pubmed_rct.text.normalize import clean
+from pubmed_rct.text.sentences import InputError, split_sentences
 
 # From a PDF: no-break spaces between numbers and units, a thin space, a narrow no-break space
 PASTED = ("Mean systolic pressure fell by 8.2\u00a0mmHg (95\u00a0% CI 4.1\u20096.3) after 12\u202fweeks. " * 10).strip()

@@ -2,9 +2,9 @@
 import json
 import shutil
 
-from pubmed_rct.encoding import tokenize_sentences
-from pubmed_rct.numbers import at_sign, detect
-from pubmed_rct.predict import Labeler
+from pubmed_rct.modeling.encoding import tokenize_sentences
+from pubmed_rct.text.numbers import at_sign, detect
+from pubmed_rct.inference.predict import Labeler
 
 RAW = "Pain fell by 30 % at 12 weeks ( p < 0.05 ; 95 % CI 1.1-2.3 ) ; IL-6 and 6MWD improved in 1,200 patients ."
 AT = "Pain fell by @ % at @ weeks ( p < @ ; @ % CI @-@ ) ; IL-@ and @MWD improved in @ patients ."

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import ABSTRACT, CORPUS, ROLES, ROOT, run
-from pubmed_rct.abstracts import abstracts_of, read_text_file
-from pubmed_rct.model import build_model, load_tokenizer, load_trained, trained_config
-from pubmed_rct.onnx_inference import OnnxModel, export, find
-from pubmed_rct.predict import Labeler
+from pubmed_rct.corpus.sources import abstracts_of, read_text_file
+from pubmed_rct.modeling.spec import Spec
+from pubmed_rct.modeling.model import build_model, load_tokenizer, load_trained, trained_config
+from pubmed_rct.inference.onnx_runtime import OnnxModel, export, find
+from pubmed_rct.inference.predict import Labeler
 
 PREDICT = [sys.executable, "-m", "pubmed_rct", "predict"]
 
@@ -27,8 +28,7 @@ def without_onnx(model_dir, dest):
 def abstract_model(tmp_path_factory, tiny_bert):
     """A context-abstract model folder (its head untrained: the comparison needs its logits, not good labels)."""
     folder = tmp_path_factory.mktemp("abstract-model")
-    model = build_model(str(tiny_bert), ROLES, "abstract")
-    model.config.number_form = "digits"
+    model = build_model(str(tiny_bert), ROLES, Spec("abstract", 128, 512, "digits"))
     model.save_pretrained(folder)
     load_tokenizer(str(tiny_bert)).save_pretrained(folder)
     export(folder, "int8")
@@ -114,7 +114,7 @@ def test_export_onnx_adds_the_file_to_an_older_model_folder(sentence_model, tmp_
 
 def test_a_failed_export_is_a_warning_and_leaves_the_folder_as_it_was(sentence_model, tmp_path, capsys):
     """The train stage exports after training: a model the exporter cannot take must still be saved."""
-    from pubmed_rct.cpu_inference import decide_or_warn, read
+    from pubmed_rct.inference.cpu_path import decide_or_warn, read
     broken = without_onnx(sentence_model, tmp_path / "broken")
     (broken / "model.safetensors").write_bytes(b"not weights")
     before = sorted(p.name for p in broken.iterdir())

@@ -83,9 +83,9 @@ def test_the_allowed_words_are_the_packages_own():
     """params.py names the words in its annotations (importing the modules that define them would make every
     stage depend on them in dvc.yaml); this keeps the two lists one."""
     import typing
-    from pubmed_rct.encoding import CONTEXTS
-    from pubmed_rct.onnx_inference import PRECISIONS
-    from pubmed_rct.sampling import STRATEGIES, WEIGHTINGS
+    from pubmed_rct.modeling.encoding import CONTEXTS
+    from pubmed_rct.inference.onnx_runtime import PRECISIONS
+    from pubmed_rct.corpus.sampling import STRATEGIES, WEIGHTINGS
     words = lambda cls, key: typing.get_args(typing.get_type_hints(cls)[key])  # noqa: E731
     assert words(params.Params, "context") == CONTEXTS
     assert words(params.Downsample, "strategy") == STRATEGIES

@@ -186,19 +186,40 @@ def test_readme_quickstart_runs_the_seeds_pipeline_from_the_hub(tmp_path, sciber
     assert sorted(changed) == ["evaluate", "tokenize", "train"]
 
 
+def _module_file(dotted: str) -> Path | None:
+    """pubmed_rct.a.b as the file that holds it (a/b.py, or a package's a/b/__init__.py), or None."""
+    path = ROOT.joinpath(*dotted.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def project_imports(path: Path) -> set[str]:
-    """The project modules (pubmed_rct/<name>.py) that `path` imports anywhere, inside functions too."""
-    found = set()
+    """The project's files that `path` imports anywhere, inside functions too: each module, and the __init__.py
+    of every package on the way to it (Python runs them)."""
+    here = ".".join(path.relative_to(ROOT).with_suffix("").parts) if path.is_relative_to(ROOT / "pubmed_rct") else ""
+    package = here.rsplit(".", 1)[0] if here and path.name != "__init__.py" else here
+    names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            parts = (node.module or "").split(".")
-            if node.level == 1:  # from .x import y / from . import x
-                found.update([parts[0]] if node.module else [a.name for a in node.names])
-            elif parts[0] == "pubmed_rct":  # from pubmed_rct.x import y / from pubmed_rct import x
-                found.update(parts[1:2] or [a.name for a in node.names])
+            if node.level:  # relative: from .x import y, from .. import z
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            if base.split(".")[0] == "pubmed_rct":
+                names.add(base)
+                names.update(f"{base}.{a.name}" for a in node.names)  # a submodule, where the name is one
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("pubmed_rct."))
-    return {f"pubmed_rct/{m}.py" for m in found if (ROOT / "pubmed_rct" / f"{m}.py").is_file()}
+            names.update(a.name for a in node.names if a.name.split(".")[0] == "pubmed_rct")
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # the package __init__.py files on the way, and the module itself
+            if (file := _module_file(".".join(parts[:i]))) is not None:
+                found.add(str(file.relative_to(ROOT)))
+    return found
 
 
 def closure(script: str) -> set[str]:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import ABSTRACT, ROLES, ROOT, run
-from pubmed_rct.model import load_trained
-from pubmed_rct.predict import Labeler
+from pubmed_rct.modeling.model import load_trained
+from pubmed_rct.inference.predict import Labeler
 
 PREDICT = [sys.executable, "-m", "pubmed_rct", "predict"]
 

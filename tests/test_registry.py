@@ -2,6 +2,7 @@
 embedded default's kind); the pipeline's own registration runs in test_tracking.py against the server."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,10 +84,13 @@ def test_two_promotions_at_once_leave_the_best_as_the_one_champion(store):
     for first, second in (("2", "3"), ("3", "2")):
         c.set_registered_model_alias("pubmed-rct", "champion", "1")
         procs = []
+        lock = Path(cwd) / ".promote-pubmed-rct.lock"
+        lock.unlink(missing_ok=True)
         for v in (first, second):
             procs.append(subprocess.Popen([*delayed, "-m", "pubmed_rct", "promote", "--version", v], cwd=cwd,
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            time.sleep(1)
+            while len(procs) == 1 and procs[0].poll() is None and not (lock.exists() and lock.read_text().strip()):
+                time.sleep(0.05)  # the first holds the lock (its pid in the file) before the second starts
         outs = [p.communicate(timeout=300) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outs
         assert champion(c) == "2"  # v3 (0.6) never overwrites v2 (0.7), whichever ran first

@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pubmed_rct.sampling import class_counts, class_weights, downsample
+from pubmed_rct.corpus.sampling import class_counts, class_weights, downsample
 
 
 def rows(counts: dict[str, int]) -> list[dict]:

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pubmed_rct.sentences import MAX_CHARS, InputError, split_sentences
+from pubmed_rct.text.sentences import MAX_CHARS, InputError, split_sentences
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -46,7 +46,7 @@ STRUCTURED = ("BACKGROUND: Asthma is common.\nObjective. We tested aspirin.\nMET
 
 
 def test_headings_of_structured_abstracts_are_taken_out_and_kept():
-    from pubmed_rct.sentences import split_abstract
+    from pubmed_rct.text.sentences import split_abstract
     assert split_abstract(STRUCTURED) == [
         ("BACKGROUND", "Asthma is common."), ("Objective", "We tested aspirin."), ("METHODS", "We randomised 120 adults."),
         ("METHODS", "Results - Pain fell (p < 0.05)."),  # a dash makes a heading at a line's start only
@@ -59,7 +59,7 @@ def test_headings_of_structured_abstracts_are_taken_out_and_kept():
                                      "Materials and methods", "DESIGN, SETTING, AND PARTICIPANTS",
                                      "MAIN OUTCOMES AND MEASURES", "Conclusions and Relevance"])
 def test_heading_synonyms_in_each_form(heading):
-    from pubmed_rct.sentences import split_abstract
+    from pubmed_rct.text.sentences import split_abstract
     for text in (f"{heading}: It was done.", f"{heading}. It was done.", f"{heading}\nIt was done.",
                  f"Before. {heading}: It was done.", f"{heading} \u2013 It was done."):
         assert split_abstract(text)[-1] == (heading, "It was done."), text
@@ -68,7 +68,7 @@ def test_heading_synonyms_in_each_form(heading):
 @pytest.mark.parametrize("text", ["The results: were good.", "Background noise was low.", "Results were mixed.",
                                   "We met the aims. methods: none.", "Design of the trial was simple."])
 def test_words_that_only_look_like_headings_stay_in_the_sentence(text):
-    from pubmed_rct.sentences import split_abstract
+    from pubmed_rct.text.sentences import split_abstract
     pairs = split_abstract(text)
     assert {h for h, _ in pairs} == {None} and " ".join(s for _, s in pairs) == text
 
@@ -99,7 +99,7 @@ def test_the_written_sets_are_what_the_issue_asked_for():
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.name)
 def test_the_splitter_meets_the_bar_on_the_written_abstracts(path):
     import pysbd
-    from pubmed_rct.sentences import segment, split_abstract
+    from pubmed_rct.text.sentences import segment, split_abstract
     gold_set = read_gold(path)
     ours = evaluate(segment, gold_set)
     assert ours["f1"] >= 0.98, ours["f1"]
@@ -133,7 +133,7 @@ def test_abbreviations_and_arm_names_are_split_where_a_reader_would(text, expect
 
 
 def test_repair_keeps_the_paragraphs_own_spacing_and_never_drops_text():
-    from pubmed_rct.sentences import repair
+    from pubmed_rct.text.sentences import repair
     paragraph = "Over 4.7 yrs., the rate fell. Drug B. Then"
     assert repair(paragraph, ["Over 4.7 yrs.", ", the rate fell.", "Drug B. Then"]) == [
         "Over 4.7 yrs., the rate fell.", "Drug B.", "Then"]
@@ -148,13 +148,13 @@ def test_repair_keeps_the_paragraphs_own_spacing_and_never_drops_text():
     ("BACKGROUND AND AIMS: Colitis relapses.", "BACKGROUND AND AIMS"),
 ])
 def test_more_heading_forms_from_pasted_abstracts(text, heading):
-    from pubmed_rct.sentences import split_abstract
+    from pubmed_rct.text.sentences import split_abstract
     assert split_abstract(text)[-1][0] == heading
 
 
 @pytest.mark.parametrize("text", ["Methods were mixed.", "Results HIV status was known.", "Methods\u00a0of care vary."])
 def test_a_heading_without_punctuation_needs_a_capitalised_word_after_it(text):
-    from pubmed_rct.sentences import split_abstract
+    from pubmed_rct.text.sentences import split_abstract
     assert {h for h, _ in split_abstract(text)} == {None}
 
 
@@ -162,8 +162,8 @@ def test_every_nlm_heading_as_pubmed_prints_it_is_recognised_with_its_category()
     """#23 item 3: RESULT(S), CONCLUSION(S), PATIENT(S), MATERIAL AND METHODS... stayed inside the sentence. NLM's
     own list (../shared/data/nlm-structured-abstract-labels), each heading as `LABEL: text` after a sentence."""
     from conftest import ROOT
-    from pubmed_rct import headings
-    from pubmed_rct.sentences import split_abstract
+    from pubmed_rct.text import headings
+    from pubmed_rct.text.sentences import split_abstract
     shared = ROOT.parent / "shared" / "data" / "nlm-structured-abstract-labels" / "Structured-Abstracts-Labels-110613.txt"
     lines = shared.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2455

@@ -7,7 +7,7 @@ import torch
 
 from conftest import ROOT, make_project, run, set_params
 from pubmed_rct.params import shipped_train
-from pubmed_rct.training import epoch_batches
+from pubmed_rct.training.loop import epoch_batches
 
 RUN_WITH = str(ROOT / "tests/run_with.py")  # a test's fault injected into the real stage (tests/run_with.py)
 
@@ -106,8 +106,8 @@ def test_capture_warmup_is_undone_exactly(tiny_bert):
     weights and AdamW state as if that never happened (also when AdamW had no state yet)."""
     import torch
     from transformers import AutoModelForSequenceClassification
-    from pubmed_rct.graphs import restore, snapshot
-    from pubmed_rct.training import make_optimizer, make_step
+    from pubmed_rct.training.cuda_graphs import restore, snapshot
+    from pubmed_rct.training.loop import make_optimizer, make_step
 
     config = shipped_train(learning_rate=5e-3, batch_size=4)
     batches = [[{"input_ids": [2, 5 + i, 6 + j, 3], "positions": [0], "labels": [i % 3], "rows": [0]} for i in range(4)]
@@ -139,7 +139,7 @@ def test_capture_warmup_is_undone_exactly(tiny_bert):
 
 def test_cuda_graphs_only_where_they_can_run(capsys):
     import torch
-    from pubmed_rct.graphs import use_cuda_graphs
+    from pubmed_rct.training.cuda_graphs import use_cuda_graphs
     cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
     auto = shipped_train(cuda_graphs="auto")
     assert use_cuda_graphs(auto, cuda, "none", 1)
@@ -162,7 +162,7 @@ def test_train_takes_the_trainers_steps_given_its_batches():
     import torch
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
 
-    from pubmed_rct.training import train
+    from pubmed_rct.training.loop import train
     from train_throughput import trainer_rows
 
     def model():
@@ -211,7 +211,7 @@ def test_learning_rate_schedule_is_the_trainers_warmup_included(tmp_path):
     """warmup_ratio 0.1 of 37 steps: the same learning rate at every step as the Trainer's own scheduler."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
-    from pubmed_rct.training import make_optimizer, make_scheduler
+    from pubmed_rct.training.loop import make_optimizer, make_scheduler
 
     model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
                                                      num_attention_heads=1, intermediate_size=8))
@@ -253,7 +253,7 @@ def test_two_processes_killed_mid_epoch_resume_each_ranks_random_state(tokenized
 @pytest.mark.parametrize("mode", ["none", "abstract"])
 def test_weights_of_one_give_the_unweighted_steps_and_others_do_not(tiny_bert, mode):
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-    from pubmed_rct.training import make_optimizer, make_step
+    from pubmed_rct.training.loop import make_optimizer, make_step
     auto = AutoModelForSequenceClassification if mode == "none" else AutoModelForTokenClassification
     config = shipped_train(learning_rate=5e-3, batch_size=4)
     if mode == "none":

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import ABSTRACT, ROLES
 from test_predict import STRUCTURED
-from pubmed_rct.predict import Labeler
-from pubmed_rct.sentences import MAX_CHARS
-from pubmed_rct.web import create_app, make_server
+from pubmed_rct.inference.predict import Labeler
+from pubmed_rct.text.sentences import MAX_CHARS
+from pubmed_rct.inference.web import create_app, make_server
 
 
 @pytest.fixture(scope="module")

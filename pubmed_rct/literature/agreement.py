@@ -2,7 +2,7 @@
 structured abstract's heading whose NlmCategory is one of the five: the check to run on a new PubMed release."""
 from __future__ import annotations
 
-from ..headings import CATEGORIES
+from ..text.headings import CATEGORIES
 from . import parts
 
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..options import POSITIVE, add_model
+from ..tracking.registry import local_folder
 from .manifest import JobError
 
 HELP = ("label a literature (PubMed XML, JSON Lines, Parquet; local or s3://) into a Parquet dataset, on Spark "
@@ -26,23 +28,20 @@ def gpus() -> int:
     return sum(line.startswith("GPU ") for line in r.stdout.splitlines()) if r.returncode == 0 else 0
 
 
-def add_arguments(parser, positive, model_help: str, backends) -> None:
+def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files, globs, folders or s3:// prefixes")
     parser.add_argument("--out", required=True, help="the output folder, local or s3:// (Parquet parts, "
                                                      "manifest.json)")
-    parser.add_argument("--model", default="models/model", help=model_help)
-    parser.add_argument("--run-id", help="use the model logged with this MLflow run instead")
+    add_model(parser)
     parser.add_argument("--relabel", action="store_true", help="the model labels structured abstracts too, and "
                         "agreement.json compares it with the authors' NlmCategory")
-    parser.add_argument("--workers", type=positive, help="Spark tasks at once, each a Python worker holding one "
+    parser.add_argument("--workers", type=POSITIVE, help="Spark tasks at once, each a Python worker holding one "
                         "model (default: one per GPU, else one per CPU core)")
     parser.add_argument("--address", help="a running Spark cluster, e.g. spark://host:7077 (default: local[WORKERS])")
-    parser.add_argument("--chunk", type=positive, default=200, help="records per unit of work and per output part "
+    parser.add_argument("--chunk", type=POSITIVE, default=200, help="records per unit of work and per output part "
                         "(the unit of scheduling and resuming; about a minute of one CPU worker at BERT-base size, "
                         "more on a GPU)")
-    parser.add_argument("--batch", type=positive, default=64, help="abstracts per model call inside a unit")
-    parser.add_argument("--backend", choices=backends, default="auto",
-                        help="auto: as the model folder's inference.json decides on CPU, PyTorch on GPU | onnx | torch")
+    parser.add_argument("--batch", type=POSITIVE, default=64, help="abstracts per model call inside a unit")
 
 
 def check_model(folder: Path, backend: str) -> None:
@@ -68,11 +67,10 @@ def check_model(folder: Path, backend: str) -> None:
                        "incomplete")
 
 
-def main(args, model_dir) -> int:
-    """The label command: `model_dir(args)` gives the local model folder of --model / --run-id. A full disk
-    anywhere under --out is one line naming it."""
+def main(args) -> int:
+    """The label command. A full disk anywhere under --out is one line naming it."""
     try:
-        return _main(args, model_dir)
+        return _main(args)
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT) or "under" in str(e.strerror):
             raise
@@ -81,7 +79,7 @@ def main(args, model_dir) -> int:
                                "it goes on from the last part written") from None
 
 
-def _main(args, model_dir) -> int:
+def _main(args) -> int:
     from .. import lifetime
     from . import inputs, job
     from .manifest import model_identity, open_manifest, s3_lock
@@ -89,7 +87,7 @@ def _main(args, model_dir) -> int:
     out = inputs.identity(args.out)  # a local folder resolved, as inputs are: it is never one of them
     options = inputs.s3_options() if inputs.is_s3(out) or any(map(inputs.is_s3, args.inputs)) else None
     found = inputs.expand(args.inputs, out, options)
-    local = model_dir(args)
+    local = local_folder(args.model, args.run_id)
     check_model(local, args.backend)
     model = model_identity(f"runs:/{args.run_id}/model" if args.run_id else args.model, local, args.backend)
     workers = args.workers or (gpus() if not args.address else 0) or len(os.sched_getaffinity(0))
@@ -110,3 +108,6 @@ def _main(args, model_dir) -> int:
             return job.run(found, out, engine, model, args.chunk, args.batch, args.relabel, args.backend, options)
         finally:
             engine.stop()
+
+
+COMMANDS = {"label": (HELP, add_arguments, main)}

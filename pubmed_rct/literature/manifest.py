@@ -11,7 +11,6 @@ recorded work, done again by the next run), and at the end.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -19,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..io import OutputError, write_json
+from ..io import OutputError, digest, write_json
 from .inputs import is_s3, s3
 
 NAME = "manifest.json"
@@ -33,15 +32,11 @@ def model_identity(uri: str, local: Path, backend: str) -> dict:
     """The model as the manifest records it: the URI given, its registry version if any, the backend asked for,
     and a hash of every file in its folder (config, tokenizer, weights, ONNX files, inference.json): what the
     workers may run. Another ONNX file or decision is another model."""
-    from .. import registry
-    h = hashlib.sha256(backend.encode())
-    for path in sorted(p for p in local.rglob("*") if p.is_file() and p.name != "README.md"):
-        h.update(str(path.relative_to(local)).encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+    from ..tracking import registry
+    files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != "README.md")
+    sha = digest([backend.encode(), *(x for p in files for x in (str(p.relative_to(local)).encode() + b"\0", p))])
     version = registry.version_of_uri(uri) if registry.is_uri(uri) else None
-    return {"uri": uri, "version": version, "sha256": h.hexdigest(), "backend": backend}
+    return {"uri": uri, "version": version, "sha256": sha, "backend": backend}
 
 
 def _read(out: str, options: dict | None) -> str | None:

@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
-from ..headings import CATEGORIES
+from ..text.headings import CATEGORIES
 
 # Each set's citations: what units count (a DeleteCitation goes with the citation before it).
 SETS = {"PubmedArticleSet": ("PubmedArticle", "PubmedBookArticle"), "MedlineCitationSet": ("MedlineCitation",)}

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
+from ..text.normalize import utf8_fault
 from . import pubmed_xml
 from .inputs import SourceError, open_input
 
@@ -165,7 +166,7 @@ def _jsonl(uri: str, stream: BinaryIO, position: int, number: int) -> Iterator[R
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            record.error = f"not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); re-encode the line as UTF-8"
+            record.error = f"not UTF-8 ({utf8_fault(e, unit='column')}); re-encode the line as UTF-8"
             yield record
             continue
         try:

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..sentences import InputError
+from ..text.sentences import InputError
 from . import parts, reading
 from .pubmed_xml import XMLError
 
@@ -25,8 +25,8 @@ _gpu_lock = None
 def split_record(record: dict) -> list[tuple[str | None, str | None, str]]:
     """(heading, category, sentence) of a record: XML sections keep their Label and NlmCategory; plain text
     has its headings recognised (predict.split_sections, NLM's list)."""
-    from ..predict import split_sections
-    from ..sentences import check_text, segment
+    from ..inference.predict import split_sections
+    from ..text.sentences import check_text, segment
     if record.get("sections") is not None:
         out = []
         for heading, category, text in record["sections"]:
@@ -63,7 +63,7 @@ def labeler(model_dir: str, backend: str, threads: int):
     """This Python worker's model, loaded on first use and kept; a GPU of its own where there are GPUs."""
     if model_dir not in _labelers:
         import torch
-        from ..predict import Labeler
+        from ..inference.predict import Labeler
         from .spark import resolve_model
         torch.set_num_threads(threads)
         if torch.cuda.is_available():

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..options import POSITIVE
+
 INDEX_HELP = "index a labelled literature (the label job's --out, local or s3://) for search by role"
 SEARCH_HELP = "search an index by words and role: BM25-ranked sentences with their PMID, role and probability"
 BOLD, RESET = "\033[1m", "\033[0m"
@@ -18,14 +20,14 @@ def add_index_arguments(parser) -> None:
     parser.add_argument("--index", required=True, help="the index folder (made, or brought up to date)")
 
 
-def add_search_arguments(parser, positive) -> None:
+def add_search_arguments(parser) -> None:
     parser.add_argument("query", nargs="?", default="", help='words and "quoted phrases", all of which must match')
     parser.add_argument("--index", required=True, help="an index built by `python -m pubmed_rct index`")
     parser.add_argument("--role", action="append", help="only sentences of this role (repeatable: any of them)")
     parser.add_argument("--min-probability", type=float, help="only sentences the model labelled at least this sure")
     parser.add_argument("--source", choices=["author", "model"], help="author: labels from the abstract's own "
                         "headings; model: the model's")
-    parser.add_argument("--limit", type=positive, default=20, help="how many sentences (at most 200)")
+    parser.add_argument("--limit", type=POSITIVE, default=20, help="how many sentences (at most 200)")
     parser.add_argument("--format", choices=["text", "json", "csv"], default="text")
     parser.add_argument("--abstract", metavar="PMID", help="print this abstract, its sentences regrouped by role")
 
@@ -46,7 +48,7 @@ def search_main(args) -> int:
     from .query import Searcher, mark_text
     searcher = Searcher(args.index)
     if args.abstract:
-        from ..cli import render
+        from ..inference.render import render
         sentences = searcher.abstract(args.abstract)
         if not sentences:
             print(f"search: no sentence of PMID {args.abstract} in {args.index}", file=sys.stderr)
@@ -76,3 +78,7 @@ def search_main(args) -> int:
             print(f"{h['id']}  {h['label'].upper()}  {h['probability']:.2f}  {h['source']}  {h['link']}\n  {marked}")
     print(f"search: {found['count']:,} sentences match, {len(found['hits'])} shown", file=sys.stderr)
     return 0
+
+
+COMMANDS = {"index": (INDEX_HELP, add_index_arguments, index_main),
+            "search": (SEARCH_HELP, add_search_arguments, search_main)}

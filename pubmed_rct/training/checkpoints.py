@@ -3,12 +3,13 @@ state and what the stage carries along (its MLflow run, the curve), written whol
 cannot be read is named and training starts over."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from ..io import atomic_path
 
 
 def load(path: Path) -> dict | None:
@@ -70,12 +71,11 @@ def restore_rng(saved, rank: int, world_size: int, device: torch.device) -> None
 
 
 def save(path: Path, model, optimizer, scheduler, state: dict, rng: list[dict], carry: dict | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng,
-                "carry": {k: list(v) if isinstance(v, list) else v for k, v in (carry or {}).items()}}, tmp)
-    os.replace(tmp, path)
+    """Write the checkpoint whole or not at all (io.atomic_path)."""
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "state": dict(state), "rng": rng,
+                    "carry": {k: list(v) if isinstance(v, list) else v for k, v in (carry or {}).items()}}, tmp)
 
 
 def discard(folder: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-from .io import atomic_path
+from ..io import atomic_path
 
 
 def scores(y_true: list[int], y_pred: list[int], labels: list[str], prefix: str) -> dict[str, float]:
@@ -54,3 +54,19 @@ def plot_confusion(y_true: list[int], y_pred: list[int], labels: list[str], path
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def write_evaluation(folder: str, test: tuple[list[int], list[int]], labels: list[str], context: str) -> None:
+    """The test split's classification report, confusion matrix as CSV (dvc plots) and as a picture."""
+    import csv
+    import io
+    from ..io import write_text
+    y_true, y_pred = test
+    write_text(f"{folder}/classification_report.txt", f"test split, context: {context}\n\n" +
+               report(y_true, y_pred, labels))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["actual", "predicted"])
+    writer.writeheader()
+    writer.writerows(confusion_rows(y_true, y_pred, labels))
+    write_text(f"{folder}/confusion.csv", buffer.getvalue())
+    plot_confusion(y_true, y_pred, labels, f"{folder}/confusion_matrix.png", f"test, context: {context}")

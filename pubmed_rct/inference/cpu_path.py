@@ -33,7 +33,7 @@ def read(folder: str | Path) -> dict | None:
 
 def onnx_file(folder: str | Path) -> Path | None:
     """The ONNX file CPUs run: the decision's; in an older folder without one, int8 before fp32."""
-    from .onnx_inference import find
+    from .onnx_runtime import find
     decision = read(folder)
     if decision is None:
         return find(folder)
@@ -50,19 +50,20 @@ def decide(folder: Path, precision: str, bounds: tuple[float, float],
            score: Callable[[object | None], tuple[float, float, list[int]]], exclude: tuple[str, ...] = ()) -> dict:
     """Export the model in `folder` for CPUs and write inference.json. `score(model)` gives (micro-F1,
     macro-F1, labels) on the validation split, of PyTorch for None, else of an ONNX Runtime model."""
+    import shutil
     import tempfile
     import onnx
-    from .model import trained_config
-    from .onnx_inference import OnnxModel, fused_graph, onnx_file as file_of, quantize
+    from ..io import atomic_path
+    from ..modeling.model import trained_config
+    from .onnx_runtime import OnnxModel, fused_graph, onnx_file as file_of, quantize
     config = trained_config(folder)[0]
     decision: dict = {"bounds_points": {"micro_f1": bounds[0], "macro_f1": bounds[1]}, "split": "validation"}
     with tempfile.TemporaryDirectory(dir=folder, prefix=".onnx-") as tmp:  # traced once, saved twice
         fused = fused_graph(folder, Path(tmp))
-        files = {"fp32": fused} if precision == "fp32" else {"fp32": fused, "int8": quantize(
-            fused, Path(tmp) / "int8.onnx", exclude)}
-        for name, staged in files.items():
-            onnx.checker.check_model(str(staged))
-            os.replace(staged, file_of(folder, name))
+        for name in ("fp32",) if precision == "fp32" else ("int8", "fp32"):
+            with atomic_path(file_of(folder, name)) as staged:
+                quantize(fused, staged, exclude) if name == "int8" else shutil.copy2(fused, staged)
+                onnx.checker.check_model(str(staged))
     if precision == "fp32":
         decision.update(file=file_of(folder, "fp32").name, precision="fp32", why="export.onnx: fp32")
         return write(folder, decision)
@@ -86,7 +87,7 @@ def decide(folder: Path, precision: str, bounds: tuple[float, float],
 
 
 def write(folder: Path, decision: dict) -> dict:
-    from .io import write_json
+    from ..io import write_json
     write_json(Path(folder) / FILE, decision)
     return decision
 
@@ -104,3 +105,51 @@ def decide_or_warn(folder: Path, precision: str, bounds: tuple[float, float], sc
               f"is saved without it and runs through PyTorch. `python -m pubmed_rct export-onnx {retry_dir}` tries "
               "again.", file=sys.stderr)
         return write(folder, {"file": None, "precision": None, "why": f"the ONNX export failed: {type(e).__name__}"})
+
+
+def test_report(folder: str, predict, test: tuple, results: dict, bounds: tuple[float, float]) -> dict:
+    """For evaluate: what CPUs run (the folder's decision, made on validation) and its test scores against
+    PyTorch's (`test`: true and PyTorch's labels; `predict(model)`: a model's test labels): F1, the points it
+    costs, how many of PyTorch's labels it gives; a warning where test breaks the bounds validation kept (the
+    decision stays: test only reports)."""
+    import sys
+    from ..modeling.model import trained_config
+    from ..training.metrics import scores
+    from .onnx_runtime import OnnxModel
+    decision, file = read(folder), onnx_file(folder)
+    out = {"cpu_inference": f"onnx {file.suffixes[0].lstrip('.')}" if file else "torch"}
+    if decision and decision.get("int8"):
+        drop = decision["int8"]["drop_points"]
+        out.update(val_int8_micro_f1_drop=drop["micro_f1"], val_int8_macro_f1_drop=drop["macro_f1"],
+                   val_int8_agreement=decision["int8"]["agreement"])
+    if file is None:
+        return out
+    config, _, labels = trained_config(folder)
+    y_true, y_torch = test
+    y_onnx = predict(OnnxModel(file, config))
+    s = scores(y_true, y_onnx, labels, "test")
+    drop = {k: round(100 * (results[f"test_{k}_f1"] - s[f"test_{k}_f1"]), 3) for k in ("micro", "macro")}
+    out.update(test_onnx_micro_f1=s["test_micro_f1"], test_onnx_macro_f1=s["test_macro_f1"],
+               test_onnx_micro_f1_drop=drop["micro"], test_onnx_macro_f1_drop=drop["macro"],
+               test_onnx_agreement=round(sum(a == b for a, b in zip(y_onnx, y_torch)) / max(len(y_torch), 1), 4))
+    if drop["micro"] > bounds[0] or drop["macro"] > bounds[1]:
+        print(f"WARNING: {file.name} loses {drop['micro']:.2f} micro-F1 and {drop['macro']:.2f} macro-F1 points on "
+              f"test against PyTorch (bounds {bounds[0]}, {bounds[1]}; validation chose it: {describe(decision)})",
+              file=sys.stderr)
+    print(f"evaluate: CPUs run {file.name} ({describe(decision)}); on test: {out}")
+    return out
+
+
+def scorer(model, examples: list[dict], rows: list[dict], labels: list[str], context: str, pad_id: int):
+    """For decide: score(None) scores `model` (PyTorch), score(onnx_model) an ONNX Runtime model, on the
+    validation split's `examples` (gold labels in `rows`): (micro-F1, macro-F1, labels in row order)."""
+    from ..modeling.model import predict_proba
+    from ..training.metrics import scores
+    label_id = {l: i for i, l in enumerate(labels)}
+
+    def score(onnx_model) -> tuple[float, float, list[int]]:
+        found, probs = predict_proba(onnx_model or model, examples, context, pad_id, 256)
+        predicted = probs.argmax(-1).tolist()
+        s = scores([label_id[rows[r]["label"]] for r in found], predicted, labels, "val")
+        return s["val_micro_f1"], s["val_macro_f1"], [x for _, x in sorted(zip(found.tolist(), predicted))]
+    return score

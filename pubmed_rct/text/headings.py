@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 
 CATEGORIES = ("BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS")
-NLM_FILE = "data/nlm_headings.txt"  # inside the package (read through importlib.resources: also from a zip)
+NLM_FILE = "data/nlm_headings.txt"  # in pubmed_rct/ (read through importlib.resources: also from a zip)
 
 
 def key(heading: str) -> str:
@@ -26,7 +26,7 @@ def key(heading: str) -> str:
 def nlm_categories() -> dict[str, str]:
     """NLM's headings (looked-up form) and their categories."""
     out = {}
-    for line in resources.files(__package__).joinpath(NLM_FILE).read_text(encoding="utf-8").splitlines():
+    for line in resources.files("pubmed_rct").joinpath(NLM_FILE).read_text(encoding="utf-8").splitlines():
         label, _, rest = line.partition("|")
         category = rest.partition("|")[0].strip().upper()
         if label.strip() and category in CATEGORIES:

@@ -6,8 +6,7 @@ import random
 import statistics
 from collections import Counter, defaultdict
 
-STRATEGIES = ("minority", "cap")
-WEIGHTINGS = ("none", "balanced", "sqrt")
+from ..choices import CLASS_WEIGHTS as WEIGHTINGS, DOWNSAMPLING as STRATEGIES
 
 
 def downsample(rows: list[dict], strategy: str, seed: int, cap: int | str = "median") -> list[bool]:

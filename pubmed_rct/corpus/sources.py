@@ -1,4 +1,5 @@
-"""Abstracts and their sentences: read PubMed RCT (hub or text format), validate, store as Parquet.
+"""Abstracts and their sentences: read PubMed RCT (the hub's dataset, a local copy of it, or the text format),
+validated, as rows for the pipeline's store (store.py).
 
 A split is a list of rows, one per sentence, in abstract order:
 abstract_id (str), sentence_id (0-based position), num_sentences, label (str), text (str).
@@ -16,21 +17,16 @@ from typing import Iterable
 
 import pyarrow as pa
 
-from . import normalize, numbers
-from .io import read_parquet, write_parquet
+from ..text import normalize, numbers
+from .store import COLUMNS, DataError
 
 SPLITS = ("train", "validation", "test")
 # File names of the original text format (Dernoncourt & Lee 2017) for each split, first match wins.
 TEXT_FILES = {"train": ("train.txt",), "validation": ("dev.txt", "validation.txt", "val.txt"), "test": ("test.txt",)}
-COLUMNS = ("abstract_id", "sentence_id", "num_sentences", "label", "text")
 HUB_DATA_FILES = (".jsonl", ".json", ".parquet", ".csv")
 HUB_HINT = ("to run offline, point data.source at a local copy: the dataset repo as `hf download armanc/pubmed-rct20k "
             "--repo-type dataset --local-dir DIR` leaves it, or a folder with train.txt, dev.txt, test.txt "
             "(`dvc exp run -S data.source=/abs/path/to/DIR`; README: Offline)")
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file, line or field and what to do."""
 
 
 def parse_text(lines: Iterable[str], name: str) -> list[dict]:
@@ -88,7 +84,9 @@ def read_text_file(path: str | Path) -> list[dict]:
         text = data.decode("utf-8-sig")  # a byte-order mark (as many Windows editors write) is no text
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte {data[e.start]:#04x}); re-encode the file as UTF-8") from e
+        column = e.start - data.rfind(b"\n", 0, e.start) - 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 ({normalize.utf8_fault(e, column - e.start, 'column')}); "
+                        "re-encode the file as UTF-8") from e
     return parse_text(text.splitlines(), str(path))
 
 
@@ -232,41 +230,6 @@ def read_source(source: str, revision: str | None = None) -> tuple[dict[str, lis
 def _hidden(path: Path, root: Path) -> bool:
     """Inside a hidden folder (e.g. the .cache/ that `hf download --local-dir` leaves)."""
     return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def write_split(path: str | Path, rows: list[dict], extra: dict[str, list] | None = None) -> None:
-    columns = {c: [r[c] for r in rows] for c in COLUMNS}
-    columns.update(extra or {})
-    write_parquet(pa.table(columns), path)
-
-
-# The pipeline's Parquet folders and the stage that writes each: the way back from a damaged file.
-WRITTEN_BY = {"raw": "download", "prepared": "prepare", "tokenized": "tokenize"}
-
-
-def read_table(path: str | Path, columns: tuple[str, ...] = ()) -> pa.Table:
-    """A Parquet file of the pipeline, its page checksums verified and `columns` present; a missing or damaged
-    one (truncated, changed bytes in its pages or its footer) is a DataError that names it and the way back."""
-    path = Path(path)
-    stage = WRITTEN_BY.get(path.parent.name)
-    rebuild = f"`dvc repro -f {stage}`" if stage else "rerunning the stage that writes it with `dvc repro -f`"
-    way_back = f"restore it from the DVC cache with `dvc checkout {path.parent}` or rebuild it with {rebuild}"
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run the stage that produces it (dvc repro)")
-    try:
-        table = read_parquet(path)
-        names = table.schema.names  # decoded here: a damaged footer can hold bytes that are not UTF-8
-    except (OSError, pa.ArrowException, ValueError) as e:  # ValueError: bytes changed inside a string (UTF-8)
-        reason = " ".join(str(e).split())[:200]
-        raise DataError(f"{path}: cannot be read as Parquet ({reason}); {way_back}") from e
-    if missing := [c for c in columns if c not in names]:
-        raise DataError(f"{path}: no column {', '.join(missing)} (found {', '.join(names)}): damaged or not written "
-                        f"by this pipeline; {way_back}")
-    return table
-
-
-def read_split(path: str | Path) -> list[dict]:
-    return read_table(path, COLUMNS).to_pylist()
 
 
 def abstracts_of(rows: list[dict]) -> list[list[int]]:

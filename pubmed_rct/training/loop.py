@@ -8,53 +8,26 @@ take the same optimizer steps.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import math
-import os
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import checkpoints
-from .batching import collate, pack
-from .encoding import IGNORE
-from .model import device_and_dtype, sentence_logits
-from .params import Train
-from .sampling import class_weights
-
-
-@contextlib.contextmanager
-def process_group() -> Iterator[tuple[int, int]]:
-    """(rank, world_size) for the block. Under torchrun / accelerate launch (WORLD_SIZE > 1) the process group is
-    started here and torn down here, however the block ends: the one owner of it."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1 or dist.is_initialized():
-        yield world()
-        return
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    try:
-        yield world()
-    finally:
-        dist.destroy_process_group()
-
-
-def world() -> tuple[int, int]:
-    """(rank, world_size) of this process: (0, 1) outside a process group."""
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise RuntimeError("launched by torchrun (WORLD_SIZE > 1) but outside training.process_group()")
-    return 0, 1
+from .distributed import world
+from ..modeling.batching import collate, pack
+from ..modeling.encoding import IGNORE
+from ..modeling.model import device_and_dtype, sentence_logits
+from ..io import digest
+from ..params import Train
+from ..corpus.sampling import class_weights
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool,
@@ -87,11 +60,72 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, gr
 
 def fingerprint(config: Train, seed: int, model_name: str, context: str, data_file: Path) -> str:
     """What a checkpoint belongs to: the train params, the random seed, the model, the context and the data."""
-    h = hashlib.sha256(json.dumps([asdict(config), seed, model_name, context], sort_keys=True).encode())
-    with open(data_file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return digest([json.dumps([asdict(config), seed, model_name, context], sort_keys=True).encode(), data_file])[:16]
+
+
+@dataclass
+class _Loop:
+    """One training's moving parts, as the steps, the loss log and the checkpoints share them."""
+    model: object
+    optimizer: object
+    scheduler: object
+    config: Train
+    device: torch.device
+    rank: int
+    world_size: int
+    ckpt: Path | None
+    carry: dict | None
+    on_log: Callable[[dict, int], None] | None
+    bar: object | None
+    state: dict
+    total_steps: int
+    loss_acc: torch.Tensor = None
+    acc_steps: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self):
+        self.loss_acc = torch.zeros((), device=self.device)
+        self.runtime_before = self.state["runtime"]
+
+    def runtime(self) -> float:
+        return self.runtime_before + time.perf_counter() - self.started
+
+    def log_loss(self) -> None:
+        """The loss since the last log: one host-device sync, then on_log and the bar."""
+        if self.world_size > 1:
+            dist.all_reduce(self.loss_acc)
+        value = self.loss_acc.item()
+        self.state["loss_sum"] += value
+        if self.on_log and self.rank == 0:
+            self.on_log({"train_loss_step": value / self.acc_steps,
+                         "learning_rate": float(self.scheduler.get_last_lr()[0])}, self.state["step"])
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{value / self.acc_steps:.4f}")
+        self.loss_acc.zero_()
+        self.acc_steps = 0
+
+    def save_checkpoint(self) -> None:
+        self.state["runtime"] = self.runtime()
+        rng = checkpoints.rng_states(self.device, self.world_size)  # every rank's, gathered on rank 0
+        if self.rank == 0:
+            checkpoints.save(self.ckpt, self.model, self.optimizer, self.scheduler, self.state, rng, self.carry)
+        if self.world_size > 1:
+            dist.barrier()
+
+    def took(self, loss: torch.Tensor, samples: int) -> None:
+        """One step taken: its loss kept on the device; logged and checkpointed when due."""
+        self.loss_acc += loss.detach() / self.world_size
+        self.acc_steps += 1
+        self.state["step"] += 1
+        self.state["samples"] += samples
+        last = self.state["step"] == self.total_steps
+        due = self.ckpt is not None and self.state["step"] % self.config.checkpoint_every_steps == 0 and not last
+        if self.acc_steps == self.config.log_every_steps or last or due:  # a checkpoint holds the loss so far
+            self.log_loss()
+        if due:
+            self.save_checkpoint()
+        if self.bar is not None:
+            self.bar.update(1)
 
 
 def train(model, examples: list[dict], config: Train, context: str, pad_id: int, seed: int,
@@ -104,19 +138,12 @@ def train(model, examples: list[dict], config: Train, context: str, pad_id: int,
     `carry`: the caller's own state (its MLflow run, the curve logged so far), saved with every checkpoint and
     put back from `resume`, so that a resumed run keeps what the killed one had logged."""
     rank, world_size = world()
-    if config.batch_size % world_size:
-        raise ValueError(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
-                         f"evenly over {world_size} processes")
+    _check_batch(config, world_size)
     device, dtype = device_and_dtype(config.precision)
     torch.manual_seed(seed + rank)  # own dropout draws per process (weights come from rank 0 via DDP)
     model.to(device).train()
     optimizer = make_optimizer(model, config, device)
-    n_labelled = [sum(l != IGNORE for l in e["labels"]) for e in examples]
-    examples = [e for e, n in zip(examples, n_labelled) if n]  # abstracts left without a labelled sentence
-    n_labelled = [n for n in n_labelled if n]
-    lengths = [len(e["input_ids"]) for e in examples]
-    plan = [epoch_batches(lengths, config.batch_size, seed, epoch, config.group_by_length, n_labelled,
-                          world_size) for epoch in range(config.num_epochs)]
+    examples, n_labelled, plan = _plan(examples, config, seed, world_size)
     total_steps = sum(len(batches) for batches in plan)
     scheduler = make_scheduler(optimizer, config, total_steps)
     ckpt = checkpoint_dir / "state.pt" if checkpoint_dir else None
@@ -128,37 +155,12 @@ def train(model, examples: list[dict], config: Train, context: str, pad_id: int,
             print(f"resuming from checkpoint {ckpt} at step {state['step']} of {total_steps}", flush=True)
     loss_weights = class_weights(label_counts(examples, model.config.num_labels), config.class_weights)
     step = make_step(model, optimizer, scheduler, config, context, pad_id, device, dtype, rank, world_size, loss_weights)
-
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
         bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step", dynamic_ncols=True)
-    loss_acc, acc_steps = torch.zeros((), device=device), 0
-    started, runtime_before = time.perf_counter(), state["runtime"]
-
-    def log_loss() -> None:
-        """The loss since the last log: one host-device sync, then on_log and the bar."""
-        nonlocal acc_steps
-        if world_size > 1:
-            dist.all_reduce(loss_acc)
-        value = loss_acc.item()
-        state["loss_sum"] += value
-        if on_log and rank == 0:
-            on_log({"train_loss_step": value / acc_steps, "learning_rate": float(scheduler.get_last_lr()[0])},
-                   state["step"])
-        if bar is not None:
-            bar.set_postfix(loss=f"{value / acc_steps:.4f}")
-        loss_acc.zero_()
-        acc_steps = 0
-
-    def save_checkpoint() -> None:
-        state["runtime"] = runtime_before + time.perf_counter() - started
-        rng = checkpoints.rng_states(device, world_size)  # every rank's, gathered on rank 0
-        if rank == 0:
-            checkpoints.save(ckpt, model, optimizer, scheduler, state, rng, carry)
-        if world_size > 1:
-            dist.barrier()
-
+    loop = _Loop(model, optimizer, scheduler, config, device, rank, world_size, ckpt, carry, on_log, bar, state,
+                 total_steps)
     epoch_start = 0  # the global step at which this epoch starts
     for epoch, batches in enumerate(plan):
         done = state["step"] - epoch_start  # steps of this epoch taken before a resume
@@ -166,18 +168,7 @@ def train(model, examples: list[dict], config: Train, context: str, pad_id: int,
         if done >= len(batches):
             continue
         for global_batch in batches[done:]:
-            loss_acc += step([examples[i] for i in global_batch]).detach() / world_size
-            acc_steps += 1
-            state["step"] += 1
-            state["samples"] += sum(n_labelled[i] for i in global_batch)
-            last = state["step"] == total_steps
-            checkpoint = ckpt is not None and state["step"] % config.checkpoint_every_steps == 0 and not last
-            if acc_steps == config.log_every_steps or last or checkpoint:  # a checkpoint holds the loss so far
-                log_loss()
-            if checkpoint:
-                save_checkpoint()
-            if bar is not None:
-                bar.update(1)
+            loop.took(step([examples[i] for i in global_batch]), sum(n_labelled[i] for i in global_batch))
         if on_epoch_end is not None and rank == 0:
             model.eval()
             on_epoch_end(model, epoch + 1, state["step"])
@@ -189,13 +180,30 @@ def train(model, examples: list[dict], config: Train, context: str, pad_id: int,
     if bar is not None:
         bar.close()
     if ckpt is not None and (saved is None or saved["state"]["step"] < total_steps):
-        save_checkpoint()  # the trained weights, kept until the caller has saved the model (checkpoints.discard)
-    runtime = runtime_before + time.perf_counter() - started
+        loop.save_checkpoint()  # the trained weights, kept until the caller has saved the model (checkpoints.discard)
+    runtime = loop.runtime()
     return {"train_loss": state["loss_sum"] / max(total_steps, 1), "train_runtime": round(runtime, 3),
             "class_weights": [round(w, 6) for w in loss_weights] if loss_weights else None,
             "train_samples_per_second": round(state["samples"] / max(runtime, 1e-9), 3),
             "train_steps": state["step"], "train_samples": state["samples"], "world_size": world_size,
             "per_device_batch_size": config.batch_size // world_size, "global_batch_size": config.batch_size}
+
+
+def _check_batch(config: Train, world_size: int) -> None:
+    if config.batch_size % world_size:
+        raise ValueError(f"params.yaml train.batch_size {config.batch_size} is the global batch and must divide "
+                         f"evenly over {world_size} processes")
+
+
+def _plan(examples: list[dict], config: Train, seed: int, world_size: int):
+    """(examples with a labelled sentence, labelled sentences of each, every epoch's batches)."""
+    n_labelled = [sum(l != IGNORE for l in e["labels"]) for e in examples]
+    examples = [e for e, n in zip(examples, n_labelled) if n]  # abstracts left without a labelled sentence
+    n_labelled = [n for n in n_labelled if n]
+    lengths = [len(e["input_ids"]) for e in examples]
+    plan = [epoch_batches(lengths, config.batch_size, seed, epoch, config.group_by_length, n_labelled,
+                          world_size) for epoch in range(config.num_epochs)]
+    return examples, n_labelled, plan
 
 
 def label_counts(examples: list[dict], num_labels: int) -> list[int]:
@@ -224,9 +232,9 @@ def make_scheduler(optimizer, config: Train, total_steps: int):
 
 
 def _graphs():
-    """The CUDA-graph step (graphs.py), imported only when train.cuda_graphs asks for it."""
-    from . import graphs
-    return graphs
+    """The CUDA-graph step (cuda_graphs.py), imported only when train.cuda_graphs asks for it."""
+    from . import cuda_graphs
+    return cuda_graphs
 
 
 def make_step(model, optimizer, scheduler, config: Train, context: str, pad_id: int, device: torch.device,
@@ -271,12 +279,3 @@ def make_step(model, optimizer, scheduler, config: Train, context: str, pad_id: 
         return loss
 
     return step
-
-
-EXAMPLE_COLUMNS = ("input_ids", "positions", "labels", "rows")  # a tokenized split (stages/tokenization.py)
-
-
-def examples_from_table(table) -> list[dict]:
-    """Rows of a tokenized Parquet table as example dicts."""
-    cols = {name: table.column(name).to_pylist() for name in EXAMPLE_COLUMNS}
-    return [dict(zip(cols, values)) for values in zip(*cols.values())]

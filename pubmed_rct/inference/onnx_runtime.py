@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -26,8 +25,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-PRECISIONS = ("int8", "fp32")
-BACKENDS = ("auto", "onnx", "torch")  # Labeler.load's choice (predict, serve and label take --backend)
+from ..choices import ONNX_PRECISIONS as PRECISIONS
+from ..io import atomic_path
+
 INPUTS = ("input_ids", "attention_mask")
 
 
@@ -52,15 +52,14 @@ def export(model_dir: str | Path, precision: str = "int8", out_dir: str | Path |
     if precision not in PRECISIONS:
         raise ValueError(f"ONNX precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     target = onnx_file(out_dir or model_dir, precision)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".onnx-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".onnx-") as tmp:  # the traced graph's work space
         fused = fused_graph(model_dir, Path(tmp))
-        staged = Path(tmp) / target.name
-        if precision == "int8":
-            quantize(fused, staged, exclude)
-        else:
-            shutil.copy2(fused, staged)
-        onnx.checker.check_model(str(staged))
-        os.replace(staged, target)
+        with atomic_path(target) as staged:
+            if precision == "int8":
+                quantize(fused, staged, exclude)
+            else:
+                shutil.copy2(fused, staged)
+            onnx.checker.check_model(str(staged))
     return target
 
 
@@ -69,7 +68,7 @@ def fused_graph(model_dir: str | Path, folder: Path) -> Path:
     import torch
     from onnxruntime.transformers import optimizer
 
-    from .model import load_trained
+    from ..modeling.model import load_trained
     model, _, _, _ = load_trained(model_dir, attn_implementation="eager")  # the attention graph ORT fuses
     model.eval()
     config = model.config

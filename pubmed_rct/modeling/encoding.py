@@ -19,7 +19,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-CONTEXTS = ("none", "abstract")
+from ..choices import CONTEXTS
+
 IGNORE = -100
 
 
@@ -143,3 +144,12 @@ def truncation_stats(token_ids: list[list[int]], max_length: int) -> dict[str, f
     return {"sentences": len(lengths),
             "truncated_share": sum(l > max_length - 2 for l in lengths) / n,
             "mean_tokens": sum(min(l, max_length - 2) + 2 for l in lengths) / n}
+
+
+EXAMPLE_COLUMNS = ("input_ids", "positions", "labels", "rows")  # a tokenized split (stages/tokenization.py)
+
+
+def examples_from_table(table) -> list[dict]:
+    """Rows of a tokenized Parquet table as example dicts."""
+    cols = {name: table.column(name).to_pylist() for name in EXAMPLE_COLUMNS}
+    return [dict(zip(cols, values)) for values in zip(*cols.values())]

@@ -3,12 +3,10 @@ registered_model`), the newest carries the alias `challenger`, the chosen one `c
 take a model by URI (models:/pubmed-rct@champion, models:/pubmed-rct/3, runs:/<id>/model)."""
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 from pathlib import Path
 
-from .tracking import embedded_uri, mlflow_client, project_home, tracking_uri
+from .store import embedded_uri, mlflow_client, project_home, tracking_uri
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 URI_SCHEMES = ("models:/", "runs:/")
@@ -23,7 +21,7 @@ def _check_store() -> None:
     if not os.environ.get("MLFLOW_TRACKING_URI") and not (project_home() / "mlruns.db").is_file():
         raise RegistryError(f"no MLflow store: MLFLOW_TRACKING_URI is unset and {embedded_uri()} does not exist; "
                             "run the pipeline first (`dvc repro`) or set MLFLOW_TRACKING_URI to the team's server")
-    from .tracking import check_server
+    from .store import check_server
     check_server(tracking_uri())
 
 
@@ -84,16 +82,11 @@ def _no_metric(version, metric: str) -> RegistryError:
                          "(`dvc repro -f -s evaluate`) or promote it deliberately with --version N --force")
 
 
-@contextlib.contextmanager
 def _promotion_lock(name: str):
-    """One promotion at a time on this machine (read, compare and move the alias as one step)."""
-    path = project_home() / f".promote-{name}.lock"
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """One promotion at a time on this machine (read, compare and move the alias as one step): the project's one
+    lock (lifetime.exclusive), waited for."""
+    from ..lifetime import exclusive
+    return exclusive(project_home() / f".promote-{name}.lock", f"a promotion of {name}", wait_s=600)
 
 
 def best_version(name: str, metric: str):
@@ -173,6 +166,16 @@ def version_of_uri(uri: str) -> str | None:
     if uri.startswith("models:/"):
         return str(version_of(*parse_uri(uri)).version)
     return uri if uri.startswith("runs:/") else None
+
+
+def local_folder(model: str, run_id: str | None = None) -> Path:
+    """The local model folder a command runs: --model as a folder, or a model URI (models:/name@alias,
+    models:/name/N, runs:/<id>/model) or --run-id, downloaded through MLflow."""
+    if run_id:
+        return resolve(f"runs:/{run_id}/model")
+    if is_uri(model):
+        return resolve(model)
+    return Path(model)
 
 
 def resolve(model: str) -> Path:

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import spec
 from .batching import CPU_WIDTH, collate, cut_wide, pack
 from .encoding import check_context
 
-CONTEXT_ATTR = "context"  # stored in config.json, so a model can never meet input of another context
-OLD_CONTEXT_ATTR = "sentence_context"  # its name in models trained before 2026-12; they load as they did
 MODEL_HINT = ("offline, point `model` at a local copy (`hf download allenai/scibert_scivocab_uncased --local-dir DIR` "
               "where the hub is reachable; `dvc exp run -S model=/abs/path/to/DIR`; README: Offline)")
 
@@ -29,15 +28,15 @@ def _auto_class(context: str):
     return AutoModelForSequenceClassification if check_context(context) == "none" else AutoModelForTokenClassification
 
 
-def build_model(name: str, labels: list[str], context: str):
-    """A pretrained encoder with a fresh head over `labels`, recording its context."""
+def build_model(name: str, labels: list[str], settings: spec.Spec):
+    """A pretrained encoder with a fresh head over `labels`, its config recording the model spec."""
     try:
-        model = _auto_class(context).from_pretrained(  # fp32 master weights, whatever the checkpoint's dtype
+        model = _auto_class(settings.context).from_pretrained(  # fp32 master weights, whatever the checkpoint's dtype
             name, dtype=torch.float32, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={l: i for i, l in enumerate(labels)})
     except OSError as e:
         raise ModelError("model", name, e) from e
-    setattr(model.config, CONTEXT_ATTR, context)
+    spec.write(model.config, settings)
     return model
 
 
@@ -50,16 +49,15 @@ def load_tokenizer(name: str):
 
 
 def trained_config(path: str | Path, context: str | None = None):
-    """(config, context, labels) of a model folder written by the train stage, its weights not read."""
+    """(config, context, labels) of a model folder written by the train stage, its weights not read; its whole
+    spec checked (a setting it lacks is named)."""
     from transformers import AutoConfig
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no trained model here (no config.json); run `dvc repro train` "
                                 "or pass --model/--run-id")
     config = AutoConfig.from_pretrained(path)
-    saved = getattr(config, CONTEXT_ATTR, None) or getattr(config, OLD_CONTEXT_ATTR, None)
-    if saved is None:
-        raise ValueError(f"{path}: config.json has no '{CONTEXT_ATTR}'; it was not trained by this project")
+    saved = spec.read(config, path).context
     if context is not None and context != saved:
         raise ValueError(f"{path}: model was trained with context '{saved}', input was built for '{context}'")
     return config, saved, [config.id2label[i] for i in range(config.num_labels)]
@@ -96,7 +94,7 @@ def cpu_has_bf16() -> bool:
 
 def inference_dtype(device: torch.device, dtype: torch.dtype | None, precision: str) -> torch.dtype | None:
     """bf16 for inference on GPUs (as in training) and on CPUs with native bf16; else fp32.
-    Measured on nicta test with a trained MiniLM: 99.75 % of labels agree with fp32 (README)."""
+    Measured on nicta test with a trained MiniLM: 99.75 % of labels agree with fp32 (benchmarks/README.md)."""
     if dtype is None and precision == "auto" and device.type == "cpu" and cpu_has_bf16():
         return torch.bfloat16
     return dtype
@@ -132,7 +130,7 @@ def predict_proba(model, examples: list[dict], context: str, pad_id: int, batch_
     10-sentence abstract, `none`: padded 2.1× its real tokens before; measured in benchmarks/README.md)."""
     device, dtype = device_and_dtype(precision)
     dtype = inference_dtype(device, dtype, precision)
-    if getattr(model, "device_type", None) == "cpu":  # an ONNX Runtime session (onnx_inference.OnnxModel)
+    if getattr(model, "device_type", None) == "cpu":  # an ONNX Runtime session (inference.onnx_runtime.OnnxModel)
         device, dtype = torch.device("cpu"), None
     multiple = multiple or (16 if device.type == "cuda" else 1)
     model.to(device).eval()

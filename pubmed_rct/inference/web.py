@@ -15,66 +15,48 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .sections import sections
-from .sentences import MAX_CHARS, InputError
+from ..text.sections import sections
+from ..text.sentences import MAX_CHARS, InputError
 
 STATIC = Path(__file__).parent / "static"
 
 
+def error(status: int, message: str):
+    """Every answer that is not a success: JSON naming the problem."""
+    return jsonify({"error": message}), status
+
+
+def page(name: str):
+    return (STATIC / name).read_text(encoding="utf-8"), 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
 def create_app(labeler, searcher=None) -> Flask:
-    """The page and API for `labeler`; with `searcher` (search.query.Searcher) the search view and its API too."""
+    """The page and API for `labeler`; with `searcher` (search.query.Searcher) the search view and its API too
+    (search/api.py)."""
     app = Flask(__name__, static_folder=None)
     # bytes: JSON may escape a character as up to 12 bytes (a \uXXXX pair beyond the BMP); the character
     # limit itself is checked on the decoded text
     app.config["MAX_CONTENT_LENGTH"] = 12 * MAX_CHARS + 1024
-    lock = threading.Lock()  # one model call at a time: torch already uses every core
-
-    def error(status: int, message: str):
-        return jsonify({"error": message}), status
 
     @app.get("/")
     def index():
-        return (STATIC / "index.html").read_text(encoding="utf-8"), 200, {"Content-Type": "text/html; charset=utf-8"}
+        return page("index.html")
 
     @app.get("/api/health")
     def health():
         return jsonify({"status": "ok", "context": labeler.context, "labels": labeler.labels, "max_chars": MAX_CHARS,
                         "search": searcher is not None, "roles": searcher.roles if searcher else []})
 
-    @app.get("/search")
-    def search_page():
-        if searcher is None:
-            return error(404, "search is off: start the server with `serve --index DIR`")
-        return (STATIC / "search.html").read_text(encoding="utf-8"), 200, {"Content-Type": "text/html; charset=utf-8"}
+    _label_route(app, labeler)
+    if searcher is not None:
+        from ..search.api import blueprint
+        app.register_blueprint(blueprint(searcher))
+    _error_handlers(app)
+    return app
 
-    @app.get("/api/search")
-    def search():
-        from .search.query import QueryError
-        if searcher is None:
-            return error(404, "search is off: start the server with `serve --index DIR`")
-        args = request.args
-        try:
-            limit = _number(args, "limit", int)
-            found = searcher.search(args.get("q", ""), args.getlist("role") or None,
-                                    _number(args, "min_probability", float), args.get("source") or None,
-                                    20 if limit is None else limit)
-        except QueryError as e:
-            return error(400, str(e))
-        return jsonify({"query": args.get("q", ""), **found})
 
-    @app.get("/api/abstract/<pmid>")
-    def abstract(pmid: str):
-        from .search.query import PUBMED, QueryError
-        if searcher is None:
-            return error(404, "search is off: start the server with `serve --index DIR`")
-        try:
-            sentences = searcher.abstract(pmid)
-        except QueryError as e:
-            return error(400, str(e))
-        if not sentences:
-            return error(404, f"no sentence of PMID {pmid} in the index")
-        return jsonify({"id": pmid, "link": PUBMED.format(pmid), "sentences": sentences,
-                        "sections": sections(sentences)})
+def _label_route(app: Flask, labeler) -> None:
+    lock = threading.Lock()  # one model call at a time: torch already uses every core
 
     @app.post("/api/label")
     def label():
@@ -95,6 +77,8 @@ def create_app(labeler, searcher=None) -> Flask:
         return jsonify({"context": labeler.context, "labels": labeler.labels, "sentences": sentences,
                         "sections": sections(sentences)})
 
+
+def _error_handlers(app: Flask) -> None:
     @app.errorhandler(413)
     def too_large(_):
         size = f" ({request.content_length:,} bytes)" if request.content_length else ""
@@ -116,22 +100,8 @@ def create_app(labeler, searcher=None) -> Flask:
         log.exception("error while answering %s %s", request.method, request.path)
         return error(500, "internal error while labelling; the server logged it and keeps serving")
 
-    return app
-
 
 log = logging.getLogger("pubmed_rct.web")
-
-
-def _number(args, name: str, kind):
-    """A number from the query string, or None; one that is not a number is the user's error (a 400)."""
-    from .search.query import QueryError
-    value = args.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise QueryError(f"{name} {value[:40]!r} is not a {'whole ' if kind is int else ''}number") from None
 
 
 # Bodies up to this size reach the app, which answers a JSON 413 past its own limit (MAX_CONTENT_LENGTH); only a

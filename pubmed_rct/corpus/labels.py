@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .abstracts import DataError
-from .io import read_json, write_json
+from .store import DataError
+from ..io import read_json, write_json
 
 
 def label_set(splits: dict[str, list[dict]]) -> list[str]:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .batching import collate
-from .encoding import IGNORE
+from ..modeling.batching import collate
+from ..modeling.encoding import IGNORE
 
 if TYPE_CHECKING:
-    from .params import Train
+    from ..params import Train
 
 
 def use_cuda_graphs(config: Train, device: torch.device, context: str, world_size: int) -> bool:
@@ -54,27 +54,7 @@ def graphed_step(update: Callable, model, params: list, optimizer, scheduler, pa
         return update(batch, scale)
 
     def capture(shape: tuple[int, int]):
-        static = {"input_ids": torch.full(shape, pad_id, dtype=torch.long, device=device),
-                  "attention_mask": torch.ones(shape, dtype=torch.long, device=device),
-                  "labels": torch.zeros(shape[0], dtype=torch.long, device=device)}
-        saved = snapshot(model, optimizer)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*capturable=True.*")
-            for _ in range(2):
-                body(static)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph, pool=pool):
-                loss = body(static)
-        except RuntimeError as e:  # e.g. a model that syncs with the host inside forward
-            print(f"CUDA graph capture failed ({str(e).splitlines()[0][:200]}); training without graphs", flush=True)
-            restore(model, optimizer, saved)
-            return None
-        restore(model, optimizer, saved)
-        return graph, static, loss
+        return _capture(shape, body, model, optimizer, pad_id, device, pool)
 
     def step(global_batch: list[dict]) -> torch.Tensor:
         nonlocal max_graphs
@@ -124,3 +104,29 @@ def restore(model, optimizer, saved: dict) -> None:
         for p in model.parameters():
             if p.grad is not None:
                 p.grad.zero_()
+
+
+def _capture(shape: tuple[int, int], body: Callable, model, optimizer, pad_id: int, device: torch.device, pool):
+    """(graph, its static inputs, its loss) of the step for one batch shape, after two eager warm-ups that are
+    then undone; None where capturing fails (training goes on without graphs)."""
+    static = {"input_ids": torch.full(shape, pad_id, dtype=torch.long, device=device),
+              "attention_mask": torch.ones(shape, dtype=torch.long, device=device),
+              "labels": torch.zeros(shape[0], dtype=torch.long, device=device)}
+    saved = snapshot(model, optimizer)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*capturable=True.*")
+        for _ in range(2):
+            body(static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph, pool=pool):
+            loss = body(static)
+    except RuntimeError as e:  # e.g. a model that syncs with the host inside forward
+        print(f"CUDA graph capture failed ({str(e).splitlines()[0][:200]}); training without graphs", flush=True)
+        restore(model, optimizer, saved)
+        return None
+    restore(model, optimizer, saved)
+    return graph, static, loss

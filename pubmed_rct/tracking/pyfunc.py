@@ -5,8 +5,8 @@ from pathlib import Path
 
 import mlflow.pyfunc
 
-from .io import ROOT
-from .tracking import tracking_uri
+from ..io import ROOT
+from .store import tracking_uri
 
 
 class SentenceRoles(mlflow.pyfunc.PythonModel):
@@ -24,7 +24,7 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
     and where there is no error). `relabel: true` has the model label structured abstracts too."""
 
     def load_context(self, context):
-        from pubmed_rct.predict import Labeler
+        from pubmed_rct.inference.predict import Labeler
         self.labeler = Labeler.load(context.artifacts["model_dir"])
 
     def predict(self, context, model_input, params=None):
@@ -44,13 +44,15 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
                 rows.append({"input": i, "error": f"row {i}: {sentences}"})
             else:
                 rows.extend({"input": i, **s, "error": None} for s in sentences)
-        frame = pd.DataFrame(rows, columns=COLUMNS)
+        frame = pd.DataFrame(rows, columns=_columns())
         # A bad row has no probability: None, which JSON writes as null. Left to pandas it is NaN in a float
         # column, which MLflow's scoring server writes as a bare NaN, and no JSON parser takes the answer.
         return frame.astype(object).where(frame.notna(), None)
 
 
-COLUMNS = ["input", "sentence", "label", "probability", "heading", "heading_category", "source", "error"]
+def _columns() -> list[str]:
+    from ..inference.predict import SENTENCE_FIELDS
+    return ["input", *SENTENCE_FIELDS, "error"]
 PARAMS = {"output": "sentences", "relabel": False}
 # One row per input for output: abstracts, with its Spark type (spark_udf's result_type).
 ABSTRACT_FIELDS = {"sentences": "array<string>", "labels": "array<string>", "probabilities": "array<double>",
@@ -87,7 +89,7 @@ def pinned_requirements(model_dir: str | Path | None = None) -> list[str]:
     """REQUIREMENTS at the installed versions, and onnxruntime where the model folder holds an ONNX file."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from .onnx_inference import find
+    from ..inference.onnx_runtime import find
     out = []
     for name in REQUIREMENTS + (("onnxruntime",) if model_dir and find(model_dir) else ()):
         try:

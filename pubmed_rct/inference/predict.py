@@ -11,13 +11,19 @@ from typing import Iterable, Iterator
 
 import torch
 
-from . import cpu_inference, headings, numbers, onnx_inference
-from .encoding import build_examples, special_ids, tokenize_sentences
-from .model import cpu_has_bf16, load_tokenizer, load_trained, predict_proba, trained_config
-from .onnx_inference import BACKENDS, OnnxModel
-from .sentences import InputError, split_abstract
+from . import cpu_path, onnx_runtime
+from ..text import headings, numbers
+from ..modeling import spec
+from ..modeling.encoding import build_examples, special_ids, tokenize_sentences
+from ..modeling.model import cpu_has_bf16, load_tokenizer, load_trained, predict_proba, trained_config
+from ..choices import BACKENDS
+from .onnx_runtime import OnnxModel
+from ..text.sentences import InputError, split_abstract
 
 log = logging.getLogger(__name__)
+# What each labelled sentence holds, besides every label's probability (`probabilities`): the one schema the
+# command line, the API, the MLflow pyfunc and the label job's parts are made from.
+SENTENCE_FIELDS = ("sentence", "label", "probability", "heading", "heading_category", "source")
 
 
 def split_sections(text: str) -> list[tuple[str | None, str | None, str]]:
@@ -34,10 +40,9 @@ class Labeler:
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
         self.precision = "fp32" if self.backend == "onnx" else precision
         self.on_gpu = self.backend == "torch" and torch.cuda.is_available()
-        config = model.config
-        self.max_length = getattr(config, "sentence_max_length", 128)
-        self.context_max_length = getattr(config, "context_max_length", 512)
-        self.number_form = getattr(config, "number_form", numbers.DIGITS)  # the training data's (train stage)
+        settings = spec.read(model.config)  # the training data's lengths and number form (train stage)
+        self.max_length, self.context_max_length = settings.sentence_max_length, settings.context_max_length
+        self.number_form = settings.number_form
         self.cls, self.sep = special_ids(tokenizer)
         self._by_category = {l.upper(): l for l in labels}  # NLM's BACKGROUND is the hub's `background`
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer's state is not safe to share between threads
@@ -54,12 +59,12 @@ class Labeler:
             raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
         config, context, labels = trained_config(path)  # no model here: one line, before anything else
         if backend == "onnx" or (backend == "auto" and not torch.cuda.is_available()):
-            file, decision = cpu_inference.onnx_file(path), cpu_inference.read(path)
+            file, decision = cpu_path.onnx_file(path), cpu_path.read(path)
             failed = f"{decision['why']}; " if decision and decision.get("file") is None and "why" in decision else ""
-            why = onnx_inference.available() or (None if file else (
+            why = onnx_runtime.available() or (None if file else (
                 f"{path} holds no ONNX file ({failed}`python -m pubmed_rct export-onnx {path}` writes one)"))
             if why is None:
-                log.warning("CPU inference: ONNX Runtime, %s: %s", file.name, cpu_inference.describe(decision))
+                log.warning("CPU inference: ONNX Runtime, %s: %s", file.name, cpu_path.describe(decision))
                 return cls(OnnxModel(file, config), load_tokenizer(str(path)), context, labels)
             if backend == "onnx":
                 raise ValueError(f"--backend onnx: {why}")
@@ -145,7 +150,7 @@ class Labeler:
 
         On CPU each worker is a thread running the model on one core (PyTorch releases the GIL inside its
         kernels): on this project's 2-core machine that beats one process using both cores for every
-        matrix product (MiniLM, `none`: 29.7 vs 21.1 abstracts/s; README). On GPU: one worker.
+        matrix product (MiniLM, `none`: 29.7 vs 21.1 abstracts/s; benchmarks/README.md). On GPU: one worker.
         """
         if workers is None:
             workers = 1 if self.on_gpu else len(os.sched_getaffinity(0))

@@ -33,3 +33,10 @@ def clean(text: str) -> str:
     text = LINE_BREAKS.sub("\n", text)
     text = "".join(_space_or_invisible(ch) if not ch.isascii() else ch for ch in text)
     return FOLDED.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+
+
+def utf8_fault(error: UnicodeDecodeError, offset: int = 0, unit: str = "offset") -> str:
+    """Where bytes stop being UTF-8, as every message about it says it: `byte 0xe9 at offset 3` (`unit` column:
+    counted from 1); `offset`: where the decoded bytes began in the file."""
+    at = offset + error.start + (unit == "column")
+    return f"byte {error.object[error.start]:#04x} at {unit} {at}"
