@@ -30,7 +30,7 @@ def quickstart_blocks(readme: Path = ROOT / "README.md") -> list[list[str]]:
 
 
 # Commands that start a server: run in the background until it answers at this URL, then stopped.
-SERVERS = {"mlflow ui": "http://127.0.0.1:5000/health", "python -m pubmed_rct serve": "http://127.0.0.1:8000/",
+SERVERS = {"mlflow ui": "http://127.0.0.1:5000/health", "pubmed-rct serve": "http://127.0.0.1:8000/",
            "mlflow models serve": "http://127.0.0.1:5001/ping"}
 
 
