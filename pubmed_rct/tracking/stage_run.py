@@ -86,10 +86,25 @@ def stage_run(stage: str, settings, params: dict, tags: dict, resume: str | None
     run opened and not yet checkpointed."""
     if stage not in ("train", "evaluate"):
         raise ValueError(f"stage_run: no stage {stage!r}")
+    run = _open(stage, settings, params, tags, resume, marker)
+    if run.run_id is None:  # tracking not required, and unreachable: the stage goes on without a run
+        yield run
+    elif stage == "train":
+        with _training(run):
+            yield run
+    else:
+        with _evaluation(run, settings):
+            yield run
+
+
+def _open(stage: str, settings, params: dict, tags: dict, resume: str | None, marker: Path | None) -> StageRun:
+    """The stage's run opened; where the store fails: TrackingError if tracking is required, else a StageRun
+    without a run, said in one warning."""
     try:
         check_server(tracking_uri())
-        run = _open_training(settings, params, tags, resume, marker) if stage == "train" else \
-            _open_evaluation(settings, params, tags, resume)
+        if stage == "train":
+            return _open_training(settings, params, tags, resume, marker)
+        return _open_evaluation(settings, params, tags, resume)
     except store_errors() as e:  # a bug in this code is not "the store is unreachable"
         if settings.required:
             what = "" if stage == "train" else "logging to MLflow failed: "
@@ -97,16 +112,10 @@ def stage_run(stage: str, settings, params: dict, tags: dict, resume: str | None
                                 "server or run with -S tracking.required=false" + (
                                     "" if stage == "train" else "; the metrics files are written: rerun "
                                     "`dvc repro -f -s evaluate` once the server is back")) from e
-        print(f"WARNING: MLflow tracking unavailable ({e}); training WITHOUT tracking: nothing will be logged."
-              if stage == "train" else f"WARNING: MLflow unavailable ({e}); nothing was logged.", file=sys.stderr)
-        yield StageRun(None)
-        return
-    if stage == "train":
-        with _training(run):
-            yield run
-    else:
-        with _evaluation(run, settings):
-            yield run
+        why = str(e)
+    print(f"WARNING: MLflow tracking unavailable ({why}); training WITHOUT tracking: nothing will be logged."
+          if stage == "train" else f"WARNING: MLflow unavailable ({why}); nothing was logged.", file=sys.stderr)
+    return StageRun(None)
 
 
 def _open_training(settings, params: dict, tags: dict, resumed: str | None, marker: Path | None) -> StageRun:
