@@ -105,11 +105,13 @@ def predict(args) -> int:
 def predict_batch(labeler, args) -> int:
     """JSON Lines in ({"id": ..., "text": ...} or a JSON string per line), JSON Lines of sentences out."""
     from tqdm.auto import tqdm
-    from ..literature.inputs import open_input
-    from ..literature.reading import jsonl
+    from ..text.records import jsonl
     records, errors = [], []
-    with open_input(args.jsonl) as stream:
-        read = list(jsonl(args.jsonl, stream))  # the label job's reader: one way to read JSON Lines
+    try:
+        with open(args.jsonl, "rb") as stream:
+            read = list(jsonl(args.jsonl, stream))  # the label job's reader: one way to read JSON Lines
+    except OSError as e:
+        raise InputError(f"--jsonl {args.jsonl}: cannot be read ({e.strerror or e}); give a JSON Lines file") from e
     for r in read:
         if r.error:
             errors.append(f"{r.where}: {r.error}")
