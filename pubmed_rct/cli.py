@@ -2,8 +2,9 @@
 runs) and the table below lists the wings; this module only builds the parser and turns expected failures into
 one line and an exit code (2: bad input or a failure to say; 130: stopped).
 
-  pubmed-rct predict | serve | export-onnx     (inference)     pubmed-rct label          (literature)
-  pubmed-rct promote                          (tracking)      pubmed-rct index | search  (search)
+  pubmed-rct predict | export-onnx   (inference)     pubmed-rct label           (literature)
+  pubmed-rct promote                 (tracking)      pubmed-rct index | search  (search)
+  pubmed-rct serve                   (serving)
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import errno
 import importlib
 import sys
 
-WINGS = ("inference", "tracking", "literature", "search")  # each pubmed_rct.<wing>.command.COMMANDS
+WINGS = ("inference", "tracking", "literature", "search", "serving")  # each pubmed_rct.<wing>.command.COMMANDS
 
 
 class Parser(argparse.ArgumentParser):

@@ -15,7 +15,7 @@ from pubmed_rct.modeling.encoding import EXAMPLE_COLUMNS, examples_from_table
 from pubmed_rct.modeling.model import load_trained, predict_proba
 from pubmed_rct.tracking.card import model_card
 from pubmed_rct.tracking.lineage import lineage_tags
-from pubmed_rct.tracking.pyfunc import log_model
+from pubmed_rct.inference.pyfunc import log_model
 from pubmed_rct.tracking.registry import CHALLENGER, CHAMPION
 from pubmed_rct.tracking.stage_run import stage_run
 from pubmed_rct.tracking.store import tracking_uri

@@ -200,7 +200,7 @@ def test_the_logged_model_works_with_mlflows_spark_udf(sentence_model, tmp_path,
     row per sentence). With params output=abstracts it gives one struct of arrays per input row."""
     import mlflow
     from pyspark.sql import SparkSession
-    from pubmed_rct.tracking import pyfunc
+    from pubmed_rct.inference import pyfunc
     from conftest import ABSTRACT, ROLES
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")

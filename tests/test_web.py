@@ -12,7 +12,7 @@ from conftest import ABSTRACT, ROLES
 from test_predict import STRUCTURED
 from pubmed_rct.inference.predict import Labeler
 from pubmed_rct.text.sentences import MAX_CHARS
-from pubmed_rct.inference.web import create_app, make_server
+from pubmed_rct.serving.web import create_app, make_server
 
 
 @pytest.fixture(scope="module")

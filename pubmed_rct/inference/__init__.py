@@ -1,3 +1,3 @@
 """The inference wing: a trained model labelling raw text (predict's Labeler), on CPUs through ONNX Runtime
 (onnx_runtime) as the model's own validation decided (cpu_path), shown as text, Markdown or JSON (render), and
-served as a web page and JSON API (web)."""
+logged to MLflow as a pyfunc that labels raw text, on a Spark cluster too (pyfunc)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import mlflow.pyfunc
 
 from ..io import ROOT
-from .store import tracking_uri
+from ..tracking.store import tracking_uri
 
 
 class SentenceRoles(mlflow.pyfunc.PythonModel):
@@ -51,7 +51,7 @@ class SentenceRoles(mlflow.pyfunc.PythonModel):
 
 
 def _columns() -> list[str]:
-    from ..inference.predict import SENTENCE_FIELDS
+    from .predict import SENTENCE_FIELDS
     return ["input", *SENTENCE_FIELDS, "error"]
 PARAMS = {"output": "sentences", "relabel": False}
 # One row per input for output: abstracts, with its Spark type (spark_udf's result_type).
@@ -89,7 +89,7 @@ def pinned_requirements(model_dir: str | Path | None = None) -> list[str]:
     """REQUIREMENTS at the installed versions, and onnxruntime where the model folder holds an ONNX file."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from ..inference.onnx_runtime import find
+    from .onnx_runtime import find
     out = []
     for name in REQUIREMENTS + (("onnxruntime",) if model_dir and find(model_dir) else ()):
         try:
