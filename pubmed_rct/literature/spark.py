@@ -65,9 +65,10 @@ class Engine:
                    .config("spark.python.worker.reuse", "true").config("spark.local.dir", str(self.tmp))
                    .config("spark.driver.extraJavaOptions", java).config("spark.executor.extraJavaOptions", java)
                    .config("spark.scheduler.mode", "FIFO"))
-        # The workers' Python: PYSPARK_PYTHON, else this interpreter (a venv run as .venv/bin/python, cron, systemd),
-        # not the python3 on PATH, which PySpark takes by default and which may lack every package.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if address is None:  # local workers run this interpreter (a venv run as .venv/bin/python from cron or
+            # systemd), not the python3 on PATH that PySpark takes by default, which may lack every package; a
+            # cluster's workers run PYSPARK_PYTHON, or their python3 (this path may not exist there)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if address is None:  # everything on this machine: nothing listens beyond loopback
             builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
         else:
