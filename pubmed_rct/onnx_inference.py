@@ -117,11 +117,13 @@ def quantize(fused: Path, out: Path, exclude: tuple[str, ...] = ()) -> Path:
 
 
 def quantizable(fused: Path) -> list[str]:
-    """The nodes `quantize` turns to int8 (matrix products with weights, fused attention), in graph order."""
+    """The nodes `quantize` turns to int8, in graph order: the embeddings, each fused attention, each matrix product
+    with weights (the pooler's and the classifier's too)."""
     import onnx
     graph = onnx.load(str(fused), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
-    return [n.name for n in graph.node if n.op_type in ("MatMul", "Attention") and any(i in weights for i in n.input)]
+    kinds = ("EmbedLayerNormalization", "Attention", "MatMul", "Gemm")
+    return [n.name for n in graph.node if n.op_type in kinds and any(i in weights for i in n.input)]
 
 
 def _per_token(model) -> bool:
