@@ -123,7 +123,9 @@ def quantizable(fused: Path) -> list[str]:
     graph = onnx.load(str(fused), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
     kinds = ("EmbedLayerNormalization", "Attention", "MatMul", "Gemm")
-    return [n.name for n in graph.node if n.op_type in kinds and any(i in weights for i in n.input)]
+    # a Gemm is quantized as the MatMul it is first split into, and excluded by that name
+    return [n.name + ("_MatMul" if n.op_type == "Gemm" else "") for n in graph.node
+            if n.op_type in kinds and any(i in weights for i in n.input)]
 
 
 def _per_token(model) -> bool:
