@@ -139,6 +139,7 @@ def main() -> None:
 
     from pubmed_rct.corpus.sources import read_text_file
     from pubmed_rct.modeling.model import build_model, load_tokenizer
+    from pubmed_rct.modeling.spec import Spec
     from pubmed_rct.inference.onnx_runtime import export, onnx_file
     ten, batch = texts(args.data, args.single, args.abstracts)
     labels = sorted({r["label"] for r in read_text_file(args.data)})

@@ -11,3 +11,4 @@ SWITCH = ("auto", "true", "false")            # train.cuda_graphs
 ONNX_PRECISIONS = ("int8", "fp32")            # the ONNX Runtime files a model folder may hold
 EXPORTS = (*ONNX_PRECISIONS, "none")          # export.onnx
 BACKENDS = ("auto", "onnx", "torch")          # --backend of predict, serve and label
+SPARK_LOG_LEVELS = ("OFF", "ERROR", "WARN", "INFO")  # label --spark-log: Spark's own console log

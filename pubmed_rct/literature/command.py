@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..choices import SPARK_LOG_LEVELS
 from ..options import POSITIVE, add_model
 from ..tracking.registry import local_folder
 from .manifest import JobError
@@ -42,6 +43,8 @@ def add_arguments(parser) -> None:
                         "(the unit of scheduling and resuming; about a minute of one CPU worker at BERT-base size, "
                         "more on a GPU)")
     parser.add_argument("--batch", type=POSITIVE, default=64, help="abstracts per model call inside a unit")
+    parser.add_argument("--spark-log", choices=SPARK_LOG_LEVELS, default="OFF", help="Spark's own log on the "
+                        "console (default OFF: the job names every failure itself, in one line)")
 
 
 def check_model(folder: Path, backend: str) -> None:
@@ -99,7 +102,7 @@ def _main(args) -> int:
         if not inputs.is_s3(out):
             job.prepare(out)  # under the lock: what a killed job left, never a running one's
         try:
-            engine = Engine(local, workers, args.address, out, args.backend)
+            engine = Engine(local, workers, args.address, out, args.backend, args.spark_log)
         except EngineError:
             if made:  # nothing was written: leave no folder behind
                 shutil.rmtree(out, ignore_errors=True)

@@ -223,8 +223,9 @@ def failed(job: Job, what: str, item, why: str) -> None:
     """A task that failed after Spark's retries: the job stops where nothing can succeed (a full disk, workers
     without the packages), else the input is named, counted and left not done for the next run."""
     if "No space left" in why or "no space left" in why:
-        raise OSError(errno.ENOSPC, f"no space left on the device under {job.out} ({why}); free some space and "
-                                    "run the job again: it goes on from the last part written")
+        said = f"no space left on the device under {job.out}"
+        raise OSError(errno.ENOSPC, f"{said}{'' if said in why else f' ({why})'}; free some space and run the job "
+                                    "again: it goes on from the last part written")
     if "lacks the module" in why:
         raise EngineError(why)
     where = item if what == "scan" else f"{item['input']} records {item['start']:,}-{item['stop'] - 1:,}"

@@ -48,7 +48,8 @@ def temp_folder(out: str) -> Path:
 class Engine:
     """A Spark session with this package (and, on a cluster, the model) shipped to its workers."""
 
-    def __init__(self, model_dir: Path, workers: int, address: str | None, out: str, backend: str):
+    def __init__(self, model_dir: Path, workers: int, address: str | None, out: str, backend: str,
+                 log_level: str = "OFF"):
         import warnings
         from pyspark.sql import SparkSession
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
@@ -57,7 +58,7 @@ class Engine:
         self.threads = max(1, (os.cpu_count() or 1) // workers) if address is None else 1
         shutil.rmtree(self.tmp, ignore_errors=True)  # what a killed job left
         self.tmp.mkdir(parents=True)
-        quiet = Path(__file__).resolve().parents[1] / "data" / "log4j2.properties"  # errors only: one bar, one summary
+        quiet = Path(__file__).resolve().parents[1] / "data" / "log4j2.properties"  # silent: one bar, one summary
         java = f"-Djava.io.tmpdir={self.tmp} -XX:-UsePerfData -Dlog4j2.configurationFile={quiet.as_uri()}"
         builder = (SparkSession.builder.appName("pubmed-rct-label")
                    .master(address or f"local[{workers},4]")  # 4: tries per task, as a cluster gives by default
@@ -81,7 +82,7 @@ class Engine:
                               "(bin/setup installs it; Debian: apt-get install openjdk-17-jre-headless)"
                               + (f" and a reachable cluster at {address}" if address else "")) from e
         self.context = self.spark.sparkContext
-        self.context.setLogLevel("ERROR")
+        self.context.setLogLevel(log_level)  # OFF: a failed task is the job's own one line (task_errors)
         try:
             with task_errors():
                 self.context.addPyFile(str(_package_zip(self.tmp)))
