@@ -7,8 +7,8 @@ knows of it). Ideal: N workers label N / 0.2 s = 5 N abstracts/s.
 
 --root runs another checkout's `python -m pubmed_rct label` (e.g. a `git worktree` of an older commit) with
 this checkout's plug-in, so that two versions of the job are measured the same way. Prints one table row per
-worker count: abstracts, wall clock, the job's own time, abstracts/s, the share of linear, and the CPU seconds
-of the driver's Python process.
+worker count: abstracts, wall clock, the job's own time, abstracts/s and its share of linear, the steady rate
+(once every worker has written its first part) and its share, and the CPU seconds of the driver's Python process.
 """
 from __future__ import annotations
 
@@ -108,8 +108,9 @@ def main() -> None:
     model = stand_in_model(tmp / "model")
     print(f"stand-in: {args.ms:.0f} ms per abstract; checkout {args.root}; this machine: {os.cpu_count()} cores, "
           f"CPU flags {cpu_flags()}")
-    print("| workers | abstracts | wall s | job s | abstracts/s | of linear | driver CPU s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workers | abstracts | wall s | job s | abstracts/s | of linear | steady abstracts/s | of linear | "
+          "driver CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.workers:
         per_s = n * 1000 / args.ms
         citations = int(per_s * args.seconds)
@@ -119,7 +120,7 @@ def main() -> None:
         conf.mkdir()
         (conf / "spark-defaults.conf").write_text("spark.python.daemon.module sleepy_labeler\n")
         env = {**os.environ, "SPARK_CONF_DIR": str(conf), "SLEEPY_MS": str(args.ms), "SPARK_LOCAL_IP": "127.0.0.1",
-               "PYTHONPATH": f"{args.root}:{HERE}", "PYSPARK_PYTHON": sys.executable,
+               "PYTHONPATH": f"{args.root}:{HERE}:{HERE / 'sleepy_site'}", "PYSPARK_PYTHON": sys.executable,
                "SPARK_LOG_DIR": str(tmp / f"logs-{n}"), "SPARK_WORKER_DIR": str(tmp / f"work-{n}")}
         jvms = 1 if n == 1 else 2
         (tmp / f"cluster-{n}").mkdir()
@@ -136,9 +137,20 @@ def main() -> None:
         done = int(re.search(r"label: ([\d,]+) abstracts", summary[-1]).group(1).replace(",", ""))
         job = float(re.search(r"; ([\d.]+) s", summary[-1]).group(1))
         driver = float(re.search(r"driver-cpu-s ([\d.]+)", r.stderr).group(1))
-        rate = done / job
-        print(f"| {n} | {done:,} | {wall:.1f} | {job:.1f} | {rate:.1f} | {rate / per_s:.2f} | {driver:.1f} |",
-              flush=True)
+        rate, steady = done / job, steady_rate(tmp / f"out-{n}", n)
+        print(f"| {n} | {done:,} | {wall:.1f} | {job:.1f} | {rate:.1f} | {rate / per_s:.2f} | {steady:.1f} | "
+              f"{steady / per_s:.2f} | {driver:.1f} |", flush=True)
+
+
+def steady_rate(out: Path, workers: int) -> float:
+    """Abstracts/s once every worker runs: the abstracts of the parts written after the first `workers` parts
+    (each worker's first, which carries its start-up), over the time from that part to the last (file times)."""
+    import pyarrow.parquet as pq
+    parts = sorted((p.stat().st_mtime, p) for p in (out / "sentences").glob("*.parquet"))
+    if len(parts) <= workers:
+        return float("nan")
+    later = sum(len(set(pq.read_table(p, columns=["id"]).column("id").to_pylist())) for _, p in parts[workers:])
+    return later / (parts[-1][0] - parts[workers - 1][0])
 
 
 if __name__ == "__main__":

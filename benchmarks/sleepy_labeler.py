@@ -13,8 +13,45 @@ import os
 import time
 
 
+TARGETS = ("pubmed_rct.inference.predict", "pubmed_rct.predict")  # where Labeler is, now and before the wings
+
+
 def install() -> None:
-    from pubmed_rct.inference.predict import Labeler
+    try:
+        from pubmed_rct.inference.predict import Labeler
+    except ImportError:  # a checkout from before the wings (--root of an older commit): the same class, elsewhere
+        from pubmed_rct.predict import Labeler
+    patch(Labeler)
+
+
+def hook() -> None:
+    """Patch Labeler whenever its module is imported, in any Python process (sitecustomize, sleepy_site/): for
+    Python workers that Spark does not start from the daemon module, as an older checkout's mapInArrow ones."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    class Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name not in TARGETS:
+                return None
+            sys.meta_path.remove(self)
+            try:
+                spec = importlib.util.find_spec(name)
+            finally:
+                sys.meta_path.insert(0, self)
+            if spec is not None and spec.loader is not None:
+                run = spec.loader.exec_module
+
+                def exec_module(module):
+                    run(module)
+                    patch(module.Labeler)
+                spec.loader.exec_module = exec_module
+            return spec
+    sys.meta_path.insert(0, Finder())
+
+
+def patch(Labeler) -> None:
     wait = float(os.environ.get("SLEEPY_MS", "200")) / 1000
 
     def label_sentences(self, split, batch_size=None):

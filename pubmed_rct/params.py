@@ -81,6 +81,7 @@ class Export:
     onnx: Literal[choices.EXPORTS]
     max_micro_f1_drop: float  # points on validation: beyond either bound, CPUs run fp32 instead of int8
     max_macro_f1_drop: float
+    max_fp32_nodes: Annotated[int, Field(ge=0)]  # where int8 breaks the bounds: nodes it may leave in fp32 (0: none)
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -118,7 +118,7 @@ def fit(p: params.Params, data: tuple, ckpt: Path, saved, carry: dict, run: Stag
                 start = time.monotonic()
                 score = cpu_path.scorer(model, val, val_rows, labels, p.context, tokenizer.pad_token_id)
                 bounds = (p.export.max_micro_f1_drop, p.export.max_macro_f1_drop)
-                decision = cpu_path.decide_or_warn(tmp, p.export.onnx, bounds, score, MODEL)
+                decision = cpu_path.decide_or_warn(tmp, p.export.onnx, bounds, score, MODEL, p.export.max_fp32_nodes)
                 if decision["file"]:
                     print(f"train: CPUs run {decision['file']} ({(tmp / decision['file']).stat().st_size / 2 ** 20:.1f}"
                           f" MiB, {time.monotonic() - start:.0f} s): {decision['why']}")

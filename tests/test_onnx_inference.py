@@ -131,11 +131,16 @@ def test_int8_that_breaks_the_bounds_on_validation_is_not_what_cpus_run(tiny_ber
     predict says which file it runs and why, evaluate reports the decision, and `dvc metrics diff` shows it
     change. Here the bounds are tightened past anything int8 can meet, then set back."""
     from conftest import make_project
-    p = make_project(tmp_path / "p", tiny_bert, **{"export.max_micro_f1_drop": -100.0})
+    p = make_project(tmp_path / "p", tiny_bert, **{"export.max_micro_f1_drop": -100.0, "export.max_fp32_nodes": 8})
     run(["dvc", "repro"], p, {"MLFLOW_TRACKING_URI": ""})
     folder = p / "models/model"
     decision = json.loads((folder / "inference.json").read_text())
     assert decision["precision"] == "fp32" and decision["why"].startswith("int8 broke the bounds (micro-F1")
+    # before giving up on int8, it left its most sensitive nodes in fp32 (export.max_fp32_nodes: 8), 1, 2, 4, 8
+    tried = [t["fp32_nodes"] for t in decision["int8_tried"]]
+    assert tried[0] == 0 and tried == sorted(set(tried)) and tried[-1] <= 8 and len(tried) >= 3
+    assert f"so did int8 with {', '.join(map(str, tried[1:]))} of its most sensitive nodes in fp32" in decision["why"]
+    assert decision["int8"]["fp32_nodes"] == []  # the figures shown are plain int8's
     assert (folder / "model.fp32.onnx").is_file() and not (folder / "model.int8.onnx").exists()
     r = run([*PREDICT, "--model", str(folder), ABSTRACT], ROOT)
     assert "CPU inference: ONNX Runtime, model.fp32.onnx: int8 broke the bounds" in r.stderr
