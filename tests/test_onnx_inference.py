@@ -131,7 +131,8 @@ def test_int8_that_breaks_the_bounds_on_validation_is_not_what_cpus_run(tiny_ber
     predict says which file it runs and why, evaluate reports the decision, and `dvc metrics diff` shows it
     change. Here the bounds are tightened past anything int8 can meet, then set back."""
     from conftest import make_project
-    p = make_project(tmp_path / "p", tiny_bert, **{"export.max_micro_f1_drop": -100.0, "export.max_fp32_nodes": 8})
+    p = make_project(tmp_path / "p", tiny_bert,
+                     **{"export.max_micro_f1_drop": -100.0, "export.max_fp32_nodes": 8})
     run(["dvc", "repro"], p, {"MLFLOW_TRACKING_URI": ""})
     folder = p / "models/model"
     decision = json.loads((folder / "inference.json").read_text())
